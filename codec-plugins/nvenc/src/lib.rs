@@ -1,0 +1,1 @@
+//! s6-edge codec plugin: nvenc (under construction).

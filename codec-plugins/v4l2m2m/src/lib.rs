@@ -1,0 +1,1 @@
+//! s6-edge codec plugin: v4l2m2m (under construction).

@@ -1,0 +1,173 @@
+//! Command-line interface (clap derive). Every subcommand has `--help`.
+//!
+//! Record flags are `Option`s so that a `--config` file can supply them and
+//! flags given on the command line override the file.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// s6-edge: record robot camera data to crash-safe fragmented MP4 episodes,
+/// verify, recover and replay it.
+#[derive(Debug, Parser)]
+#[command(name = "s6-edge", version, about, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Record cameras into a dataset of episodes.
+    Record(RecordArgs),
+    /// List codec plugins and probe whether each really works here.
+    Encoders(EncodersArgs),
+    /// Check a dataset: index vs video, frame counts, timestamps, gaps.
+    Verify(VerifyArgs),
+    /// Finish what a crash left: trim torn tails, encode pending frames, close episodes.
+    Recover(RecoverArgs),
+    /// List V4L2 capture devices with their formats, sizes and rates.
+    Cameras(CamerasArgs),
+    /// Internal: probe one plugin in a child process and print the result as JSON.
+    #[command(hide = true, name = "__probe-plugin")]
+    ProbePlugin(ProbePluginArgs),
+}
+
+/// Where to look for codec plugins, shared by every command that encodes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PluginDirArgs {
+    /// Extra plugin directory, searched first (repeatable). Also
+    /// `S6_EDGE_PLUGIN_PATH` (colon-separated), `<exe dir>/plugins`,
+    /// `<exe dir>/../lib/s6-edge/plugins` and `/usr/lib/s6-edge/plugins`.
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Deadline for each plugin probe, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub probe_timeout_ms: u64,
+}
+
+/// `s6-edge encoders`.
+#[derive(Debug, Args)]
+pub struct EncodersArgs {
+    #[command(flatten)]
+    pub plugins: PluginDirArgs,
+    /// Probe at this width.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Probe at this height.
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `s6-edge record`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RecordArgs {
+    /// TOML config file mirroring these flags; flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Camera source (repeatable): `synthetic`, `v4l2:/dev/videoN`,
+    /// `gst:<gst-launch source description>`. Per-camera options may follow
+    /// after `#`: `synthetic#name=left,width=320,height=240,fps=15`.
+    #[arg(short = 'i', long = "input", value_name = "SOURCE")]
+    pub inputs: Vec<String>,
+    /// Output dataset directory; placeholders `{date}`, `{time}`, `{host}`.
+    #[arg(short = 'o', long = "output", value_name = "DIR")]
+    pub output: Option<String>,
+    /// Default frame width for cameras that do not set their own.
+    #[arg(long)]
+    pub width: Option<u32>,
+    /// Default frame height.
+    #[arg(long)]
+    pub height: Option<u32>,
+    /// Default frame rate.
+    #[arg(long)]
+    pub fps: Option<u32>,
+    /// Encoder backend: `auto` (hardware first, then svtav1) or a plugin name.
+    #[arg(long)]
+    pub vcodec: Option<String>,
+    /// Keyframe interval in frames.
+    #[arg(long)]
+    pub gop: Option<u32>,
+    /// Constant-quality factor.
+    #[arg(long)]
+    pub crf: Option<i32>,
+    /// Encoder speed preset.
+    #[arg(long)]
+    pub preset: Option<i32>,
+    /// Encoder worker threads per camera (0 = encoder default).
+    #[arg(long)]
+    pub encoder_threads: Option<u32>,
+    /// Number of episodes to record (default: until stopped).
+    #[arg(long)]
+    pub episodes: Option<u32>,
+    /// Length of one episode in seconds (default: until stopped).
+    #[arg(long, value_name = "SECONDS")]
+    pub episode_time: Option<f64>,
+    /// Pause between episodes in seconds (the encoder drains meanwhile).
+    #[arg(long, value_name = "SECONDS")]
+    pub reset_time: Option<f64>,
+    /// Task description stored in each episode.
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Ring depth in frames per camera (the preallocated pool holds this many + 2).
+    #[arg(long)]
+    pub ring_frames: Option<u32>,
+    /// Write metrics.json and a Chrome trace under `logs/runs/<timestamp>/`.
+    #[arg(short = 'x', long)]
+    pub output_log: bool,
+    /// Directory that receives `runs/<timestamp>/` when `-x` is given.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub plugins: PluginDirArgs,
+}
+
+/// `s6-edge verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    /// Skip decoding the video (only count samples in the MP4).
+    #[arg(long)]
+    pub no_decode: bool,
+    /// Machine-readable report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `s6-edge recover`.
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub plugins: PluginDirArgs,
+}
+
+/// `s6-edge cameras`.
+#[derive(Debug, Args)]
+pub struct CamerasArgs {
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `s6-edge __probe-plugin` (internal).
+#[derive(Debug, Args)]
+pub struct ProbePluginArgs {
+    /// Plugin shared library.
+    pub path: PathBuf,
+    /// Probe width.
+    #[arg(long, default_value_t = 640)]
+    pub width: u32,
+    /// Probe height.
+    #[arg(long, default_value_t = 480)]
+    pub height: u32,
+}

@@ -1,0 +1,1 @@
+//! Keeps encoder threads off real-time scheduling.
