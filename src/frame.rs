@@ -127,3 +127,18 @@ mod tests {
         assert_eq!(parse_pixel_format("mjpeg2"), None);
     }
 }
+
+pub use s6_codec_abi::CodecId;
+
+/// One compressed packet as the host keeps it (copied out of the plugin's callback).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedPacket {
+    /// Bitstream bytes (AV1: OBUs in low-overhead format; H.264: Annex-B).
+    pub data: Vec<u8>,
+    /// Presentation time in frame units (frame index within the episode).
+    pub pts: i64,
+    /// Decode time in frame units.
+    pub dts: i64,
+    /// Random access point.
+    pub keyframe: bool,
+}
