@@ -12,6 +12,7 @@ pub mod convert;
 pub mod dataset;
 pub mod exit;
 pub mod frame;
+pub mod metrics;
 pub mod mux;
 pub mod plugin_host;
 pub mod record;

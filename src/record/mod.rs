@@ -1,4 +1,13 @@
 //! `s6-edge record`: orchestration of cameras, rings, encoders and episodes.
+//!
+//! One capture thread and one encoder thread per camera, joined by a
+//! lock-free frame ring ([`pool`]); the controller (`recorder`) runs the
+//! episode schedule, handles signals, writes `episode.json` and metrics.
+
+pub mod control;
+pub mod output_path;
+pub mod pool;
+pub mod signals;
 
 /// Runs `s6-edge record`.
 pub fn run(_args: crate::cli::RecordArgs) -> anyhow::Result<std::process::ExitCode> {
