@@ -54,7 +54,14 @@ impl Default for Histogram {
 impl Histogram {
     /// An empty histogram.
     pub fn new() -> Self {
-        Self { counts: vec![0; BUCKETS].into_boxed_slice(), count: 0, sum: 0.0, sum_sq: 0.0, min: u64::MAX, max: 0 }
+        Self {
+            counts: vec![0; BUCKETS].into_boxed_slice(),
+            count: 0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            min: u64::MAX,
+            max: 0,
+        }
     }
 
     /// Bucket of a value: exact below 64 µs, then 32 buckets per power of two.
@@ -145,9 +152,17 @@ mod tests {
         for v in 1..=100_000u64 {
             h.record_us(v);
         }
-        for (q, want) in [(0.5, 50_000.0), (0.95, 95_000.0), (0.99, 99_000.0), (0.05, 5_000.0)] {
+        for (q, want) in [
+            (0.5, 50_000.0),
+            (0.95, 95_000.0),
+            (0.99, 99_000.0),
+            (0.05, 5_000.0),
+        ] {
             let got = h.quantile_us(q) as f64;
-            assert!((got - want).abs() / want < 0.02, "q{q}: got {got}, want {want}");
+            assert!(
+                (got - want).abs() / want < 0.02,
+                "q{q}: got {got}, want {want}"
+            );
         }
         let s = h.summary();
         assert_eq!(s.count, 100_000);

@@ -119,9 +119,12 @@ pub struct RunMetrics {
 
 /// Creates `<log_dir>/runs/<timestamp>/` and returns it.
 pub fn create_run_dir(log_dir: &Path) -> anyhow::Result<PathBuf> {
-    let stamp = chrono::Local::now().format("%Y-%m-%dT%H-%M-%S%.3f").to_string();
+    let stamp = chrono::Local::now()
+        .format("%Y-%m-%dT%H-%M-%S%.3f")
+        .to_string();
     let dir = log_dir.join("runs").join(stamp);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create log directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create log directory {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -135,10 +138,15 @@ pub fn write_metrics(dir: &Path, metrics: &RunMetrics) -> anyhow::Result<()> {
 /// Writes `perf.log.json` (Chrome trace-event format) into `dir`.
 pub fn write_trace(dir: &Path, mut events: Vec<trace::TraceEvent>) -> anyhow::Result<()> {
     events.sort_by_key(|e| e.ts);
-    let file = trace::TraceFile { trace_events: events, display_time_unit: "ms" };
+    let file = trace::TraceFile {
+        trace_events: events,
+        display_time_unit: "ms",
+    };
     let path = dir.join("perf.log.json");
-    let f = std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
-    serde_json::to_writer(std::io::BufWriter::new(f), &file).with_context(|| format!("cannot write {}", path.display()))
+    let f =
+        std::fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    serde_json::to_writer(std::io::BufWriter::new(f), &file)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Process CPU time (user + system) in seconds and peak RSS in KiB.

@@ -47,12 +47,25 @@ pub struct TraceBuffer {
 impl TraceBuffer {
     /// A buffer for `camera`'s thread lane `tid`, holding at most `capacity` events.
     pub fn new(origin: Instant, camera: &str, tid: u32, capacity: usize) -> Self {
-        Self { origin, camera: camera.to_string(), tid, events: Vec::with_capacity(capacity), dropped: 0 }
+        Self {
+            origin,
+            camera: camera.to_string(),
+            tid,
+            events: Vec::with_capacity(capacity),
+            dropped: 0,
+        }
     }
 
     /// Records `name` from `start` to `end`. When the buffer is full the
     /// event is counted, not stored.
-    pub fn span(&mut self, name: &'static str, start: Instant, end: Instant, episode: u32, frame: u64) {
+    pub fn span(
+        &mut self,
+        name: &'static str,
+        start: Instant,
+        end: Instant,
+        episode: u32,
+        frame: u64,
+    ) {
         if self.events.len() == self.events.capacity() {
             self.dropped += 1;
             return;

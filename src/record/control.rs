@@ -37,7 +37,8 @@ impl Control {
     }
     /// Starts recording `episode`.
     pub fn start_episode(&self, episode: u32) {
-        self.0.store(RECORDING | u64::from(episode), Ordering::Release);
+        self.0
+            .store(RECORDING | u64::from(episode), Ordering::Release);
     }
     /// Ends the current episode (cameras keep running).
     pub fn end_episode(&self) {

@@ -1,15 +1,20 @@
 //! `s6-edge record`: orchestration of cameras, rings, encoders and episodes.
 //!
 //! One capture thread and one encoder thread per camera, joined by a
-//! lock-free frame ring ([`pool`]); the controller (`recorder`) runs the
+//! lock-free frame ring ([`pool`]); the controller ([`recorder`]) runs the
 //! episode schedule, handles signals, writes `episode.json` and metrics.
 
+pub mod capture_thread;
+pub mod config;
 pub mod control;
+pub mod encode_thread;
 pub mod output_path;
 pub mod pool;
+pub mod recorder;
 pub mod signals;
 
 /// Runs `s6-edge record`.
-pub fn run(_args: crate::cli::RecordArgs) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("`s6-edge record` is not built yet")
+pub fn run(args: crate::cli::RecordArgs) -> anyhow::Result<std::process::ExitCode> {
+    let config = config::resolve(&args)?;
+    recorder::record(config)
 }

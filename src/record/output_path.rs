@@ -7,13 +7,18 @@ use std::path::PathBuf;
 /// Any other `{...}` is a usage error.
 pub fn expand(template: &str) -> anyhow::Result<PathBuf> {
     let now = chrono::Local::now();
-    let host = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "unknown-host".to_string());
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown-host".to_string());
     let mut out = String::with_capacity(template.len() + 16);
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        let close = after.find('}').ok_or_else(|| usage(format!("-o {template:?}: unclosed '{{'")))?;
+        let close = after
+            .find('}')
+            .ok_or_else(|| usage(format!("-o {template:?}: unclosed '{{'")))?;
         match &after[..close] {
             "date" => out.push_str(&now.format("%Y-%m-%d").to_string()),
             "time" => out.push_str(&now.format("%H-%M-%S").to_string()),

@@ -82,8 +82,17 @@ pub fn frame_ring(ring_frames: usize, frame_bytes: usize) -> (CaptureEnd, Encode
     let (filled_prod, filled_cons) = HeapRb::<RingItem>::new(slots + 4).split();
     let stats = Arc::new(RingStats::default());
     (
-        CaptureEnd { free: free_cons, filled: filled_prod, stats: stats.clone(), encoder_thread: None },
-        EncoderEnd { free: free_prod, filled: filled_cons, stats },
+        CaptureEnd {
+            free: free_cons,
+            filled: filled_prod,
+            stats: stats.clone(),
+            encoder_thread: None,
+        },
+        EncoderEnd {
+            free: free_prod,
+            filled: filled_cons,
+            stats,
+        },
     )
 }
 
@@ -159,11 +168,18 @@ mod tests {
             let buf = cap.take_free().expect("free buffer");
             ptrs.push(buf.as_ptr());
             let meta = FrameMeta::default();
-            cap.push(RingItem::Frame(FilledFrame { episode: 0, index: i, meta, buf })).expect("fits");
+            cap.push(RingItem::Frame(FilledFrame {
+                episode: 0,
+                index: i,
+                meta,
+                buf,
+            }))
+            .expect("fits");
         }
         assert!(cap.take_free().is_none(), "pool exhausted = ring full");
         assert_eq!(cap.stats().high_water.load(Ordering::Relaxed), 3);
-        cap.push(RingItem::EndEpisode { episode: 0 }).expect("control item fits");
+        cap.push(RingItem::EndEpisode { episode: 0 })
+            .expect("control item fits");
         for i in 0..3 {
             match enc.pop() {
                 Some(RingItem::Frame(f)) => {
@@ -173,8 +189,13 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert!(matches!(enc.pop(), Some(RingItem::EndEpisode { episode: 0 })));
-        let again: Vec<_> = (0..3).map(|_| cap.take_free().expect("recycled").as_ptr()).collect();
+        assert!(matches!(
+            enc.pop(),
+            Some(RingItem::EndEpisode { episode: 0 })
+        ));
+        let again: Vec<_> = (0..3)
+            .map(|_| cap.take_free().expect("recycled").as_ptr())
+            .collect();
         for p in again {
             assert!(ptrs.contains(&p), "same buffers reused");
         }

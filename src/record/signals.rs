@@ -22,7 +22,8 @@ impl StopRequests {
 /// Installs the handlers and starts the thread that acts on them.
 pub fn install(control: Arc<Control>) -> anyhow::Result<Arc<StopRequests>> {
     let requests = Arc::new(StopRequests::default());
-    let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
+    let mut signals = Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
     let r = requests.clone();
     std::thread::Builder::new()
         .name("signals".into())
@@ -30,10 +31,16 @@ pub fn install(control: Arc<Control>) -> anyhow::Result<Arc<StopRequests>> {
             for sig in signals.forever() {
                 let n = r.0.fetch_add(1, Ordering::AcqRel) + 1;
                 if n == 1 {
-                    log::info!("{}: finishing the current episode (signal again to abort fast)", name(sig));
+                    log::info!(
+                        "{}: finishing the current episode (signal again to abort fast)",
+                        name(sig)
+                    );
                     control.stop();
                 } else {
-                    log::warn!("{}: aborting: queued frames are skipped, files are closed consistently", name(sig));
+                    log::warn!(
+                        "{}: aborting: queued frames are skipped, files are closed consistently",
+                        name(sig)
+                    );
                     control.abort();
                 }
             }
