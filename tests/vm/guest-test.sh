@@ -74,7 +74,7 @@ if has v4l2m2m-roundtrip; then
             sleep 1
         fi
         if "$BIN/v4l2m2m-roundtrip" --frames 30 --width 320 --height 240 >"/tmp/rt-$mode.log" 2>&1; then
-            pass "v4l2m2m-roundtrip-$mode: $(grep 'PSNR' "/tmp/rt-$mode.log" | tail -n1)"
+            pass "v4l2m2m-roundtrip-$mode: $(grep PSNR "/tmp/rt-$mode.log" | tail -n1 | sed "s/^S6VM PASS: //")"
         else
             cat "/tmp/rt-$mode.log"
             fail "v4l2m2m-roundtrip-$mode"
@@ -89,7 +89,7 @@ fi
 # TODO(core): relies on `s6-edge encoders --json` (plugin host). Reported as
 # SKIP while the command says it is not built yet.
 if has s6-edge; then
-    "$BIN/s6-edge" encoders --plugin-dir "$SHARE/plugins" --width 320 --height 240 --json \
+    "$BIN/s6-edge" encoders --plugin-dir "$SHARE/plugins" --probe-timeout-ms 60000 --width 320 --height 240 --json \
         >"$OUT/encoders.json" 2>"$OUT/encoders.err"
     rc=$?
     cat "$OUT/encoders.json" "$OUT/encoders.err"
@@ -111,7 +111,7 @@ if has s6-edge && [ -n "$VIVID" ]; then
     rm -rf "$OUT/ds"
     "$BIN/s6-edge" record -i "v4l2:$VIVID" --width 320 --height 180 --fps 15 \
         --episodes 2 --episode-time 2 --reset-time 0.5 --vcodec svtav1 \
-        --plugin-dir "$SHARE/plugins" -o "$OUT/ds" >"$OUT/record.log" 2>&1
+        --plugin-dir "$SHARE/plugins" --probe-timeout-ms 60000 -o "$OUT/ds" >"$OUT/record.log" 2>&1
     rc=$?
     cat "$OUT/record.log"
     if grep -q "not built yet" "$OUT/record.log"; then
