@@ -161,3 +161,63 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         _lib: lib,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// A workspace fixture plugin next to this test binary (target/debug/deps/..).
+    fn fixture(stem: &str) -> PathBuf {
+        let exe = std::env::current_exe().expect("test binary path");
+        let dir = exe.parent().and_then(Path::parent).expect("target/debug");
+        let p = dir.join(format!("lib{stem}.so"));
+        assert!(
+            p.is_file(),
+            "{} is missing: run `cargo build --workspace` before `cargo test`",
+            p.display()
+        );
+        p
+    }
+
+    #[test]
+    fn wrong_abi_version_is_refused_with_both_versions() {
+        let err = load(&fixture("s6_fixture_wrong_abi"))
+            .err()
+            .expect("must refuse");
+        assert!(matches!(err, LoadError::AbiMismatch { found: 999 }));
+        assert_eq!(err.abi_version(), Some(999));
+        assert_eq!(
+            err.to_string(),
+            format!("ABI version 999, this s6-edge speaks {ABI_VERSION}: rebuild the plugin")
+        );
+    }
+
+    #[test]
+    fn missing_entry_and_non_library_are_told_apart() {
+        let err = load(&fixture("s6_fixture_no_entry"))
+            .err()
+            .expect("must refuse");
+        assert_eq!(
+            err.to_string(),
+            "not an s6-edge plugin: no symbol s6_codec_plugin_entry"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text.so");
+        std::fs::write(&text, vec![b'x'; 4096]).unwrap();
+        let err = load(&text).err().expect("must refuse");
+        assert!(matches!(err, LoadError::Open(_)));
+        assert!(err.to_string().contains("text.so"), "{err}");
+    }
+
+    #[test]
+    fn a_good_table_is_read_after_the_check() {
+        let p = load(&fixture("s6_fixture_test_ok")).expect("test-ok loads");
+        assert_eq!(p.info.name, "test-ok");
+        assert_eq!(p.info.codec, CodecId::Fwht);
+        assert_eq!(p.info.kind, BackendKind::Software);
+        assert_eq!(p.info.preferred_input, PixelFormat::I420);
+        assert_eq!(p.info.abi_version, ABI_VERSION);
+        assert_eq!(p.table().abi_version, ABI_VERSION);
+    }
+}
