@@ -257,10 +257,29 @@ fn i420_to_rgb<const BPP: usize, const R: usize, const G: usize, const B: usize>
         let y_row = &inp.y[yy * w..][..w];
         let u_row = &inp.u[(yy / 2) * cw..][..cw];
         let v_row = &inp.v[(yy / 2) * cw..][..cw];
-        for (x, px) in out_row.chunks_exact_mut(BPP).enumerate() {
-            let c = 298 * (i32::from(y_row[x]) - 16) + 128;
-            let d = i32::from(u_row[x / 2]) - 128;
-            let e = i32::from(v_row[x / 2]) - 128;
+        // Two pixels share one chroma sample; the odd last pixel is the tail.
+        let pairs = out_row.chunks_exact_mut(2 * BPP);
+        let ys = y_row.chunks_exact(2);
+        for (((pair, ys), &u), &v) in pairs.zip(ys).zip(u_row).zip(v_row) {
+            let (d, e) = (i32::from(u) - 128, i32::from(v) - 128);
+            let (dr, dg, db) = (409 * e, -100 * d - 208 * e, 516 * d);
+            for (px, &y) in pair.chunks_exact_mut(BPP).zip(ys) {
+                let c = 298 * (i32::from(y) - 16) + 128;
+                px[R] = clamp_u8((c + dr) >> 8);
+                px[G] = clamp_u8((c + dg) >> 8);
+                px[B] = clamp_u8((c + db) >> 8);
+                if BPP == 4 {
+                    px[3] = 255;
+                }
+            }
+        }
+        if w % 2 == 1 {
+            let px = &mut out_row[(w - 1) * BPP..];
+            let (d, e) = (
+                i32::from(u_row[cw - 1]) - 128,
+                i32::from(v_row[cw - 1]) - 128,
+            );
+            let c = 298 * (i32::from(y_row[w - 1]) - 16) + 128;
             px[R] = clamp_u8((c + 409 * e) >> 8);
             px[G] = clamp_u8((c - 100 * d - 208 * e) >> 8);
             px[B] = clamp_u8((c + 516 * d) >> 8);

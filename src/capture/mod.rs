@@ -25,7 +25,11 @@ use crate::frame::{FrameMeta, VideoFormat};
 pub struct CameraSpec {
     /// Camera name, used for file names (`<name>.mp4`). Unique per dataset.
     pub name: String,
-    /// Source URI: `synthetic`, `v4l2:/dev/videoN`, `gst:<description>`.
+    /// Source URI: `synthetic`, `v4l2:/dev/videoN`, `gst:<description>`,
+    /// optionally followed by `#key=value,...` options (kept verbatim from
+    /// `-i`; [`open`] reads the source options `frames`, `realtime`, `noise`
+    /// and, for `gst:`, whether `width`/`height` were given). The fields
+    /// below are authoritative for name and format.
     pub uri: String,
     /// Requested format (the source may only honour some fields; the
     /// negotiated one is [`CaptureSource::format`]).
