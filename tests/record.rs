@@ -65,7 +65,7 @@ fn gstreamer_rtp_sender_on_loopback_is_recorded_and_verifies() {
     let ds = tmp.path().join("ds");
     let port = 20000 + (std::process::id() % 20000) as u16;
     let mut sender = Command::new("gst-launch-1.0")
-        .args(["-q", "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=15/1", "!", "jpegenc", "!", "rtpjpegpay", "!", "udpsink", "host=127.0.0.1", &format!("port={port}")])
+        .args(["-q", "videotestsrc", "is-live=true", "!", "video/x-raw,format=I420,width=320,height=240,framerate=15/1", "!", "jpegenc", "!", "rtpjpegpay", "!", "udpsink", "host=127.0.0.1", &format!("port={port}")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
