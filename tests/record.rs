@@ -36,8 +36,8 @@ fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
             assert_eq!(meta["cameras"][cam]["frames"].as_u64(), Some(n));
             assert_eq!(ffprobe_frames(&mp4), n, "{}: ffprobe decodes every frame", mp4.display());
             let stamps = decoded_stamps(&mp4, 320, 240);
-            let want: Vec<Option<u64>> = (0..n).map(Some).collect();
-            assert_eq!(stamps, want, "{}: stamped frame numbers 0..N-1 in order", mp4.display());
+            assert_eq!(stamps.len() as u64, n);
+            assert_consecutive_stamps(&stamps, &mp4.display().to_string());
             assert!(rows.windows(2).all(|w| w[0].capture_ts_ns < w[1].capture_ts_ns), "capture timestamps strictly increase");
         }
     }
@@ -70,7 +70,7 @@ fn gstreamer_rtp_sender_on_loopback_is_recorded_and_verifies() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start gst-launch-1.0 sender");
-    let source = format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net");
+    let source = format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15");
     let out = s6(&["record", "-i", &source, "--episodes", "1", "--episode-time", "2", "--vcodec", "svtav1", "--plugin-dir", plugins.to_str().unwrap(), "-o", ds.to_str().unwrap()]);
     let _ = sender.kill();
     let _ = sender.wait();
@@ -106,7 +106,7 @@ fn kill_9_mid_episode_keeps_every_written_fragment_and_verify_names_the_episode(
     let mp4 = ep.join("cam0.mp4");
     let decoded = ffprobe_frames(&mp4);
     assert!(decoded >= 15, "fragments written before the kill decode: {decoded} frames");
-    assert_eq!(decoded_stamps(&mp4, 320, 240), (0..decoded).map(Some).collect::<Vec<_>>());
+    assert_consecutive_stamps(&decoded_stamps(&mp4, 320, 240), "cam0.mp4 after kill -9");
     let verify = s6(&["verify", d]);
     dump("verify", &verify);
     assert_eq!(verify.status.code(), Some(1));

@@ -143,6 +143,11 @@ impl GstSource {
         let (fps_num, fps_den) = if fps.numer() > 0 && fps.denom() > 0 {
             (fps.numer() as u32, fps.denom() as u32)
         } else {
+            log::warn!(
+                "gst source has no frame rate in its caps (typical for RTP); assuming {}/{} fps: set #fps=N on the camera if that is wrong",
+                requested.fps_num,
+                requested.fps_den
+            );
             (requested.fps_num, requested.fps_den)
         };
         self.format = VideoFormat {

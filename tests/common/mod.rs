@@ -101,3 +101,15 @@ pub fn only_run(logs: &Path) -> PathBuf {
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))).unwrap()
 }
+
+/// Asserts that stamps are present and consecutive: frame k of the file
+/// carries source frame number `first + k`. The synthetic camera keeps
+/// counting between episodes, so an episode starts at whatever number the
+/// source had reached; consecutive numbers prove no frame was lost,
+/// duplicated or reordered. Returns the first stamp.
+pub fn assert_consecutive_stamps(stamps: &[Option<u64>], what: &str) -> u64 {
+    let first = stamps.first().copied().flatten().unwrap_or_else(|| panic!("{what}: first frame has no readable stamp"));
+    let want: Vec<Option<u64>> = (0..stamps.len() as u64).map(|k| Some(first + k)).collect();
+    assert_eq!(stamps, want.as_slice(), "{what}: stamped frame numbers are consecutive, in order");
+    first
+}
