@@ -206,13 +206,18 @@ fn drain(mut pipe: impl Read + Send + 'static, keep: usize) -> mpsc::Receiver<Ve
                 Ok(n) => {
                     kept.extend_from_slice(&chunk[..n]);
                     if kept.len() > 2 * keep {
-                        kept.drain(..kept.len() - keep);
+                        // Keep a bit more than `keep` so the final cut can
+                        // still align on a line start.
+                        kept.drain(..kept.len() - keep - 1024);
                     }
                 }
             }
         }
         if kept.len() > keep {
             kept.drain(..kept.len() - keep);
+            // Drop the partial first line left by the cut.
+            let first_newline = kept.iter().position(|&b| b == b'\n').map_or(0, |p| p + 1);
+            kept.drain(..first_newline);
         }
         let _ = tx.send(kept);
     });
@@ -246,7 +251,7 @@ fn probe_in_child(exe: &Path, path: &Path, req: &ProbeRequest, timeout: Duration
         }
     };
     let stdout = child.stdout.take().map(|p| drain(p, 64 * 1024));
-    let stderr = child.stderr.take().map(|p| drain(p, 8 * 1024));
+    let stderr = child.stderr.take().map(|p| drain(p, 64 * 1024));
     let waited = wait_with_deadline(&mut child, start + timeout);
     let probe_ms = elapsed_ms(start);
     // A grandchild could keep a pipe open: do not wait for it for long.
@@ -340,17 +345,30 @@ fn describe_exit(status: ExitStatus) -> String {
     }
 }
 
+/// Backtrace frames and hints, which would push the panic message itself
+/// out of a short tail (Rust prints a backtrace for every non-unwinding panic).
+fn is_backtrace_noise(line: &str) -> bool {
+    let frame = line
+        .split_once(':')
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    frame
+        || line.starts_with("at ")
+        || line == "stack backtrace:"
+        || line.starts_with("note: run with `RUST_BACKTRACE")
+        || line.starts_with("note: Some details are omitted")
+}
+
 /// The last few meaningful lines of a child's stderr, joined with ` | `.
 fn stderr_tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .filter(|l| !l.is_empty() && !is_backtrace_noise(l))
         .collect();
-    let tail = lines[lines.len().saturating_sub(4)..].join(" | ");
-    if tail.chars().count() > 600 {
-        let skip = tail.chars().count() - 600;
+    let tail = lines[lines.len().saturating_sub(6)..].join(" | ");
+    if tail.chars().count() > 800 {
+        let skip = tail.chars().count() - 800;
         format!("...{}", tail.chars().skip(skip).collect::<String>())
     } else {
         tail
@@ -377,8 +395,13 @@ mod tests {
 
     #[test]
     fn stderr_tail_keeps_last_lines() {
-        let s = b"a\n\nb\nc\nnote: run with `RUST_BACKTRACE=1` ...\nd\ne\n";
-        assert_eq!(stderr_tail(s), "b | c | d | e");
+        let s = b"a\n\nb\nc\nnote: run with `RUST_BACKTRACE=1` ...\nd\ne\nf\ng\n";
+        assert_eq!(stderr_tail(s), "b | c | d | e | f | g");
+        let s = b"thread 'x' panicked at lib.rs:3:1:\nboom\nstack backtrace:\n   0: 0x1 - f\n             at /src/lib.rs:3:1\n  12: 0x2 - _start\nthread caused non-unwinding panic. aborting.\n";
+        assert_eq!(
+            stderr_tail(s),
+            "thread 'x' panicked at lib.rs:3:1: | boom | thread caused non-unwinding panic. aborting."
+        );
     }
 
     #[test]
