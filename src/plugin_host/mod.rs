@@ -32,6 +32,11 @@ use std::time::{Duration, Instant};
 /// Reports come in discovery order; a backend name found again later is
 /// reported as shadowed.
 pub fn discover_and_probe(dirs: &PluginDirArgs, req: &ProbeRequest) -> Vec<PluginReport> {
+    for dir in &dirs.plugin_dirs {
+        if !dir.is_dir() {
+            log::warn!("--plugin-dir {}: no such directory", dir.display());
+        }
+    }
     let search = discovery::search_dirs(dirs);
     let files = discovery::plugin_files(&search);
     let start = Instant::now();

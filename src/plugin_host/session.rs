@@ -413,3 +413,42 @@ impl Drop for EncoderSession {
         unsafe { (table.close)(self.session.as_ptr()) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn backend_is_shareable_and_sessions_can_move() {
+        assert_send_sync::<Backend>();
+        assert_send::<EncoderSession>();
+    }
+
+    #[test]
+    fn config_maps_defaults_and_strings() {
+        let settings = EncoderSettings {
+            device: Some("/dev/video11".into()),
+            options: "a=1".into(),
+            ..EncoderSettings::default()
+        };
+        let (config, strings) = make_config(320, 240, 30, 0, PixelFormat::Nv12, &settings).unwrap();
+        assert_eq!((config.crf, config.preset, config.gop), (-1, -1, 2));
+        assert_eq!(config.fps_den, 1, "a zero denominator is clamped");
+        assert_eq!(config.pixel_format, PixelFormat::Nv12 as u32);
+        // SAFETY: the pointers refer to `strings`, alive here.
+        let device = unsafe { std::ffi::CStr::from_ptr(config.device) };
+        assert_eq!(device.to_str().unwrap(), "/dev/video11");
+        drop(strings);
+        let (config, _s) =
+            make_config(1, 1, 1, 1, PixelFormat::I420, &EncoderSettings::default()).unwrap();
+        assert!(config.device.is_null() && config.options.is_null());
+        let bad = EncoderSettings {
+            options: "a\0b".into(),
+            ..EncoderSettings::default()
+        };
+        assert!(make_config(1, 1, 1, 1, PixelFormat::I420, &bad).is_err());
+    }
+}
