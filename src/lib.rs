@@ -17,6 +17,7 @@ pub mod mux;
 pub mod plugin_host;
 pub mod record;
 pub mod rt_guard;
+pub mod sd_notify;
 
 use std::process::ExitCode;
 
