@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Record cameras into a dataset of episodes.
-    Record(RecordArgs),
+    Record(Box<RecordArgs>),
     /// List codec plugins and probe whether each really works here.
     Encoders(EncodersArgs),
     /// Check a dataset: index vs video, frame counts, timestamps, gaps.

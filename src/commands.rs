@@ -6,7 +6,7 @@ use std::process::ExitCode;
 /// Runs the subcommand of `cli`.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Record(args) => crate::record::run(args),
+        Command::Record(args) => crate::record::run(*args),
         Command::Encoders(args) => crate::plugin_host::encoders_command(args),
         Command::ProbePlugin(args) => crate::plugin_host::probe_child_command(args),
         Command::Verify(args) => crate::dataset::verify::run(args),

@@ -193,11 +193,9 @@ mod tests {
             enc.pop(),
             Some(RingItem::EndEpisode { episode: 0 })
         ));
-        let again: Vec<_> = (0..3)
-            .map(|_| cap.take_free().expect("recycled").as_ptr())
-            .collect();
-        for p in again {
-            assert!(ptrs.contains(&p), "same buffers reused");
+        let again: Vec<Vec<u8>> = (0..3).map(|_| cap.take_free().expect("recycled")).collect();
+        for buf in &again {
+            assert!(ptrs.contains(&buf.as_ptr()), "same buffers reused");
         }
     }
 }
