@@ -10,6 +10,7 @@ pub mod cli;
 pub mod commands;
 pub mod convert;
 pub mod dataset;
+pub mod decode;
 pub mod exit;
 pub mod frame;
 pub mod metrics;
