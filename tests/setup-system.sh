@@ -5,7 +5,7 @@ packages=(
   pkg-config build-essential clang libclang-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
-  libsvtav1enc-dev ffmpeg libva-dev
+  libsvtav1enc-dev ffmpeg libva-dev libdav1d-dev gstreamer1.0-libav
 )
 missing=()
 for p in "${packages[@]}"; do
