@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 W=${1:-640}; H=${2:-480}; N=${3:-300}
-cargo build --release --workspace --examples -q
+cargo build --release --workspace -q && cargo build --release --example synthetic_raw -q
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/plugins"; ln -s "$PWD/target/release/libs6_codec_svtav1.so" "$T/plugins/"
 cpu() { awk '{print $1+$2}' "$1"; }
