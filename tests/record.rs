@@ -14,11 +14,36 @@ fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
     let ds = tmp.path().join("ds");
     let logs = tmp.path().join("logs");
     let out = s6(&[
-        "record", "-i", "synthetic#name=left", "-i", "synthetic#name=right", "-i", "synthetic#name=wrist",
-        "--width", "320", "--height", "240", "--fps", "15",
-        "--episodes", "2", "--episode-time", "2", "--reset-time", "0.5",
-        "--vcodec", "svtav1", "--task", "stack cubes", "-x", "--log-dir", logs.to_str().unwrap(),
-        "--plugin-dir", plugins.to_str().unwrap(), "-o", ds.to_str().unwrap(),
+        "record",
+        "-i",
+        "synthetic#name=left",
+        "-i",
+        "synthetic#name=right",
+        "-i",
+        "synthetic#name=wrist",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "15",
+        "--episodes",
+        "2",
+        "--episode-time",
+        "2",
+        "--reset-time",
+        "0.5",
+        "--vcodec",
+        "svtav1",
+        "--task",
+        "stack cubes",
+        "-x",
+        "--log-dir",
+        logs.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "-o",
+        ds.to_str().unwrap(),
     ]);
     dump("record", &out);
     assert!(out.status.success());
@@ -32,13 +57,25 @@ fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
             let mp4 = ep.join(format!("{cam}.mp4"));
             let rows = index_rows(&ep.join(format!("{cam}.idx")));
             let n = rows.len() as u64;
-            assert!((20..=40).contains(&n), "{cam}: {n} frames in a 2 s episode at 15 fps");
+            assert!(
+                (20..=40).contains(&n),
+                "{cam}: {n} frames in a 2 s episode at 15 fps"
+            );
             assert_eq!(meta["cameras"][cam]["frames"].as_u64(), Some(n));
-            assert_eq!(ffprobe_frames(&mp4), n, "{}: ffprobe decodes every frame", mp4.display());
+            assert_eq!(
+                ffprobe_frames(&mp4),
+                n,
+                "{}: ffprobe decodes every frame",
+                mp4.display()
+            );
             let stamps = decoded_stamps(&mp4, 320, 240);
             assert_eq!(stamps.len() as u64, n);
             assert_consecutive_stamps(&stamps, &mp4.display().to_string());
-            assert!(rows.windows(2).all(|w| w[0].capture_ts_ns < w[1].capture_ts_ns), "capture timestamps strictly increase");
+            assert!(
+                rows.windows(2)
+                    .all(|w| w[0].capture_ts_ns < w[1].capture_ts_ns),
+                "capture timestamps strictly increase"
+            );
         }
     }
     let verify = s6(&["verify", ds.to_str().unwrap()]);
@@ -50,7 +87,10 @@ fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
     let metrics = json(&run.join("metrics.json"));
     for cam in ["left", "right", "wrist"] {
         let c = &metrics["cameras"][cam];
-        assert_eq!(c["frames_captured"], c["frames_encoded"], "{cam}: every captured frame encoded");
+        assert_eq!(
+            c["frames_captured"], c["frames_encoded"],
+            "{cam}: every captured frame encoded"
+        );
         assert_eq!(c["frames_dropped"], 0);
         assert!(c["stages"]["encode"]["p99_ms"].as_f64().unwrap() > 0.0);
     }
@@ -65,13 +105,41 @@ fn gstreamer_rtp_sender_on_loopback_is_recorded_and_verifies() {
     let ds = tmp.path().join("ds");
     let port = 20000 + (std::process::id() % 20000) as u16;
     let mut sender = Command::new("gst-launch-1.0")
-        .args(["-q", "videotestsrc", "is-live=true", "!", "video/x-raw,format=I420,width=320,height=240,framerate=15/1", "!", "jpegenc", "!", "rtpjpegpay", "!", "udpsink", "host=127.0.0.1", &format!("port={port}")])
+        .args([
+            "-q",
+            "videotestsrc",
+            "is-live=true",
+            "!",
+            "video/x-raw,format=I420,width=320,height=240,framerate=15/1",
+            "!",
+            "jpegenc",
+            "!",
+            "rtpjpegpay",
+            "!",
+            "udpsink",
+            "host=127.0.0.1",
+            &format!("port={port}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start gst-launch-1.0 sender");
     let source = format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15");
-    let out = s6(&["record", "-i", &source, "--episodes", "1", "--episode-time", "2", "--vcodec", "svtav1", "--plugin-dir", plugins.to_str().unwrap(), "-o", ds.to_str().unwrap()]);
+    let out = s6(&[
+        "record",
+        "-i",
+        &source,
+        "--episodes",
+        "1",
+        "--episode-time",
+        "2",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "-o",
+        ds.to_str().unwrap(),
+    ]);
     let _ = sender.kill();
     let _ = sender.wait();
     dump("record", &out);
@@ -93,7 +161,23 @@ fn kill_9_mid_episode_keeps_every_written_fragment_and_verify_names_the_episode(
     let p = plugins.to_str().unwrap();
     let d = ds.to_str().unwrap();
     let mut child = Command::new(bin())
-        .args(["record", "-i", "synthetic", "--width", "320", "--height", "240", "--fps", "15", "--vcodec", "svtav1", "--plugin-dir", p, "-o", d])
+        .args([
+            "record",
+            "-i",
+            "synthetic",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            p,
+            "-o",
+            d,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -105,15 +189,42 @@ fn kill_9_mid_episode_keeps_every_written_fragment_and_verify_names_the_episode(
     assert!(!ep.join("episode.json").exists());
     let mp4 = ep.join("cam0.mp4");
     let decoded = ffprobe_frames(&mp4);
-    assert!(decoded >= 15, "fragments written before the kill decode: {decoded} frames");
+    assert!(
+        decoded >= 15,
+        "fragments written before the kill decode: {decoded} frames"
+    );
     assert_consecutive_stamps(&decoded_stamps(&mp4, 320, 240), "cam0.mp4 after kill -9");
     let verify = s6(&["verify", d]);
     dump("verify", &verify);
     assert_eq!(verify.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&verify.stdout).to_string() + &String::from_utf8_lossy(&verify.stderr);
-    assert!(text.contains("000000") && text.contains("unfinished"), "verify names the unfinished episode");
+    let text = String::from_utf8_lossy(&verify.stdout).to_string()
+        + &String::from_utf8_lossy(&verify.stderr);
+    assert!(
+        text.contains("000000") && text.contains("unfinished"),
+        "verify names the unfinished episode"
+    );
     // A new recording refuses until the dataset is recovered.
-    let again = s6(&["record", "-i", "synthetic", "--width", "320", "--height", "240", "--fps", "15", "--episodes", "1", "--episode-time", "1", "--vcodec", "svtav1", "--plugin-dir", p, "-o", d]);
+    let again = s6(&[
+        "record",
+        "-i",
+        "synthetic",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "15",
+        "--episodes",
+        "1",
+        "--episode-time",
+        "1",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        p,
+        "-o",
+        d,
+    ]);
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("s6-edge recover"));
 }
@@ -125,13 +236,38 @@ fn sigterm_mid_episode_finishes_it_with_no_frame_lost() {
     let ds = tmp.path().join("ds");
     let logs = tmp.path().join("logs");
     let child = Command::new(bin())
-        .args(["record", "-i", "synthetic", "-i", "synthetic", "--width", "320", "--height", "240", "--fps", "15", "--vcodec", "svtav1", "-x", "--log-dir", logs.to_str().unwrap(), "--plugin-dir", plugins.to_str().unwrap(), "-o", ds.to_str().unwrap()])
+        .args([
+            "record",
+            "-i",
+            "synthetic",
+            "-i",
+            "synthetic",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--vcodec",
+            "svtav1",
+            "-x",
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(2500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let out = child.wait_with_output().unwrap();
     dump("record", &out);
     assert!(out.status.success(), "SIGTERM finishes cleanly with exit 0");
@@ -141,7 +277,11 @@ fn sigterm_mid_episode_finishes_it_with_no_frame_lost() {
     for cam in ["cam0", "cam1"] {
         let rows = index_rows(&ep.join(format!("{cam}.idx"))).len() as u64;
         assert!(rows > 0);
-        assert_eq!(metrics["cameras"][cam]["frames_captured"].as_u64(), Some(rows), "{cam}: index rows == frames captured");
+        assert_eq!(
+            metrics["cameras"][cam]["frames_captured"].as_u64(),
+            Some(rows),
+            "{cam}: index rows == frames captured"
+        );
         assert_eq!(ffprobe_frames(&ep.join(format!("{cam}.mp4"))), rows);
     }
     assert!(s6(&["verify", ds.to_str().unwrap()]).status.success());
@@ -156,30 +296,117 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     let d = ds.to_str().unwrap();
 
     let out = s6(&["record", "-i", "webcam:0", "--plugin-dir", p, "-o", d]);
-    assert_eq!(out.status.code(), Some(2), "unknown source is a usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "unknown source is a usage error"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown camera source"));
     assert!(!ds.exists(), "nothing created");
 
-    let out = s6(&["record", "-i", "synthetic#width=321,height=240", "--plugin-dir", p, "-o", d]);
-    assert_eq!(out.status.code(), Some(2), "odd width for 4:2:0 is a usage error");
+    let out = s6(&[
+        "record",
+        "-i",
+        "synthetic#width=321,height=240",
+        "--plugin-dir",
+        p,
+        "-o",
+        d,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "odd width for 4:2:0 is a usage error"
+    );
     assert!(!ds.exists());
 
-    let out = s6(&["record", "-i", "synthetic", "--episodes", "1", "--episode-time", "1", "--vcodec", "svtav1", "--plugin-dir", p, "-o", "/proc/s6-edge-cannot-write-here"]);
+    let out = s6(&[
+        "record",
+        "-i",
+        "synthetic",
+        "--episodes",
+        "1",
+        "--episode-time",
+        "1",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        p,
+        "-o",
+        "/proc/s6-edge-cannot-write-here",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/s6-edge-cannot-write-here"));
 
     // A dataset recorded with one camera set refuses another.
-    let ok = s6(&["record", "-i", "synthetic", "--width", "320", "--height", "240", "--fps", "15", "--episodes", "1", "--episode-time", "1", "--vcodec", "svtav1", "--plugin-dir", p, "-o", d]);
+    let ok = s6(&[
+        "record",
+        "-i",
+        "synthetic",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "15",
+        "--episodes",
+        "1",
+        "--episode-time",
+        "1",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        p,
+        "-o",
+        d,
+    ]);
     dump("record ok", &ok);
     assert!(ok.status.success());
     let before = std::fs::read(ds.join("dataset.json")).unwrap();
-    let out = s6(&["record", "-i", "synthetic#name=other", "--width", "320", "--height", "240", "--fps", "15", "--episodes", "1", "--episode-time", "1", "--vcodec", "svtav1", "--plugin-dir", p, "-o", d]);
+    let out = s6(&[
+        "record",
+        "-i",
+        "synthetic#name=other",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "15",
+        "--episodes",
+        "1",
+        "--episode-time",
+        "1",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        p,
+        "-o",
+        d,
+    ]);
     dump("record other", &out);
     assert_ne!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("camera"), "says the camera set differs");
-    assert_eq!(std::fs::read(ds.join("dataset.json")).unwrap(), before, "dataset untouched");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("camera"),
+        "says the camera set differs"
+    );
+    assert_eq!(
+        std::fs::read(ds.join("dataset.json")).unwrap(),
+        before,
+        "dataset untouched"
+    );
     assert_eq!(episode_dirs(&ds).len(), 1);
 
-    let out = s6(&["record", "-i", "synthetic", "--vcodec", "nosuchcodec", "--plugin-dir", p, "-o", tmp.path().join("x").to_str().unwrap()]);
+    let out = s6(&[
+        "record",
+        "-i",
+        "synthetic",
+        "--vcodec",
+        "nosuchcodec",
+        "--plugin-dir",
+        p,
+        "-o",
+        tmp.path().join("x").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }

@@ -12,7 +12,10 @@ pub fn bin() -> PathBuf {
 
 /// `target/<profile>`, where the plugin cdylibs are built.
 pub fn target_dir() -> PathBuf {
-    bin().parent().expect("binary has a parent directory").to_path_buf()
+    bin()
+        .parent()
+        .expect("binary has a parent directory")
+        .to_path_buf()
 }
 
 /// A temporary plugin directory holding only the named plugins (symlinks to
@@ -23,7 +26,11 @@ pub fn plugin_dir(tmp: &Path, crates: &[&str]) -> PathBuf {
     for c in crates {
         let file = format!("lib{}.so", c.replace('-', "_"));
         let src = target_dir().join(&file);
-        assert!(src.exists(), "{} is missing: run `cargo build --workspace` first", src.display());
+        assert!(
+            src.exists(),
+            "{} is missing: run `cargo build --workspace` first",
+            src.display()
+        );
         std::os::unix::fs::symlink(&src, dir.join(&file)).unwrap();
     }
     dir
@@ -36,7 +43,11 @@ pub fn svtav1_dir(tmp: &Path) -> PathBuf {
 
 /// Runs s6-edge with `args`, returning its output.
 pub fn s6(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).env("RUST_LOG", "info").output().expect("run s6-edge")
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run s6-edge")
 }
 
 /// Prints an output's streams (shown when a test fails).
@@ -52,13 +63,31 @@ pub fn dump(label: &str, out: &Output) {
 /// Frames ffprobe counts by decoding the whole file.
 pub fn ffprobe_frames(path: &Path) -> u64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("run ffprobe");
-    assert!(out.status.success(), "ffprobe failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().trim_end_matches(',').parse().unwrap_or_else(|_| panic!("ffprobe output {text:?}"))
+    text.trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe output {text:?}"))
 }
 
 /// Decodes `path` with ffmpeg to 8-bit gray frames and reads the stamped
@@ -70,16 +99,33 @@ pub fn decoded_stamps(path: &Path, width: u32, height: u32) -> Vec<Option<u64>> 
         .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
         .output()
         .expect("run ffmpeg");
-    assert!(out.status.success(), "ffmpeg failed on {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let frame = (width * height) as usize;
-    assert_eq!(out.stdout.len() % frame, 0, "decoded size is not a whole number of frames");
-    out.stdout.chunks(frame).map(|luma| s6_edge::capture::stamp::read_stamp(luma, width, height, width as usize)).collect()
+    assert_eq!(
+        out.stdout.len() % frame,
+        0,
+        "decoded size is not a whole number of frames"
+    );
+    out.stdout
+        .chunks(frame)
+        .map(|luma| s6_edge::capture::stamp::read_stamp(luma, width, height, width as usize))
+        .collect()
 }
 
 /// Episode directories of a dataset, sorted.
 pub fn episode_dirs(dataset: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dataset.join("episodes"))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -87,19 +133,28 @@ pub fn episode_dirs(dataset: &Path) -> Vec<PathBuf> {
 
 /// Rows of a camera index.
 pub fn index_rows(path: &Path) -> Vec<s6_edge::dataset::index::IndexRecord> {
-    s6_edge::dataset::index::read_index(path).unwrap_or_else(|e| panic!("read {}: {e:#}", path.display())).records
+    s6_edge::dataset::index::read_index(path)
+        .unwrap_or_else(|e| panic!("read {}: {e:#}", path.display()))
+        .records
 }
 
 /// The only run directory under `logs/runs`.
 pub fn only_run(logs: &Path) -> PathBuf {
-    let runs: Vec<_> = std::fs::read_dir(logs.join("runs")).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let runs: Vec<_> = std::fs::read_dir(logs.join("runs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     assert_eq!(runs.len(), 1, "one run directory: {runs:?}");
     runs[0].clone()
 }
 
 /// Parses a JSON file.
 pub fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 /// Asserts that stamps are present and consecutive: frame k of the file
@@ -108,8 +163,16 @@ pub fn json(path: &Path) -> serde_json::Value {
 /// source had reached; consecutive numbers prove no frame was lost,
 /// duplicated or reordered. Returns the first stamp.
 pub fn assert_consecutive_stamps(stamps: &[Option<u64>], what: &str) -> u64 {
-    let first = stamps.first().copied().flatten().unwrap_or_else(|| panic!("{what}: first frame has no readable stamp"));
+    let first = stamps
+        .first()
+        .copied()
+        .flatten()
+        .unwrap_or_else(|| panic!("{what}: first frame has no readable stamp"));
     let want: Vec<Option<u64>> = (0..stamps.len() as u64).map(|k| Some(first + k)).collect();
-    assert_eq!(stamps, want.as_slice(), "{what}: stamped frame numbers are consecutive, in order");
+    assert_eq!(
+        stamps,
+        want.as_slice(),
+        "{what}: stamped frame numbers are consecutive, in order"
+    );
     first
 }
