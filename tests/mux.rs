@@ -4,7 +4,7 @@
 //! is cut in the middle of a fragment, and the reader must agree.
 
 use s6_edge::frame::{CodecId, EncodedPacket};
-use s6_edge::mux::{av1, h264, reader, FragmentPolicy, Fmp4Writer, TrackConfig};
+use s6_edge::mux::{av1, h264, reader, Fmp4Writer, FragmentPolicy, TrackConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -14,7 +14,16 @@ const FPS: u32 = 15;
 /// Encodes `frames` test frames with ffmpeg and returns the raw stream.
 fn ffmpeg_encode(args: &[&str], frames: u32, out: &Path) -> Vec<u8> {
     let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .env("SVT_LOG", "1")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
         .arg(format!("testsrc2=size=320x240:rate={FPS}"))
         .args(["-frames:v", &frames.to_string(), "-pix_fmt", "yuv420p"])
         .args(args)
@@ -74,7 +83,10 @@ fn h264_packets(dir: &Path, frames: u32) -> (Vec<EncodedPacket>, Vec<u8>) {
         units.last_mut().unwrap().push(nal);
     }
     let mut config = Vec::new();
-    for nal in units[0].iter().filter(|n| matches!(h264::nal_type(n), 7 | 8)) {
+    for nal in units[0]
+        .iter()
+        .filter(|n| matches!(h264::nal_type(n), 7 | 8))
+    {
         config.extend_from_slice(&[0, 0, 0, 1]);
         config.extend_from_slice(nal);
     }
@@ -114,10 +126,7 @@ fn mux(
         config_record: config,
     };
     let mut w = Fmp4Writer::create_with_policy(path, track, policy).unwrap();
-    assert!(
-        std::fs::metadata(path).unwrap().len() > 0,
-        "header first"
-    );
+    assert!(std::fs::metadata(path).unwrap().len() > 0, "header first");
     for p in packets {
         w.write_packet(p).unwrap();
     }
@@ -172,7 +181,12 @@ fn small_fragments() -> FragmentPolicy {
 }
 
 /// Full check of one muxed file plus truncation at several points.
-fn check_file(path: &Path, codec: CodecId, packets: &[EncodedPacket], expect_sample: fn(&[u8]) -> Vec<u8>) {
+fn check_file(
+    path: &Path,
+    codec: CodecId,
+    packets: &[EncodedPacket],
+    expect_sample: fn(&[u8]) -> Vec<u8>,
+) {
     let n = packets.len() as u64;
     assert_eq!(ffprobe_frames(path), n);
     let (ok, err) = ffmpeg_decode(path);
@@ -184,7 +198,11 @@ fn check_file(path: &Path, codec: CodecId, packets: &[EncodedPacket], expect_sam
     assert_eq!(scan.torn, None);
     assert_eq!(scan.valid_len, scan.file_len);
     assert_eq!(scan.samples.len(), packets.len());
-    assert!(scan.fragments.len() >= 3, "{} fragments", scan.fragments.len());
+    assert!(
+        scan.fragments.len() >= 3,
+        "{} fragments",
+        scan.fragments.len()
+    );
     let mut file = std::fs::File::open(path).unwrap();
     for (i, (s, p)) in scan.samples.iter().zip(packets).enumerate() {
         assert_eq!(scan.pts_frames(s), p.pts, "pts of sample {i}");
@@ -197,7 +215,11 @@ fn check_file(path: &Path, codec: CodecId, packets: &[EncodedPacket], expect_sam
     }
     // Fragments begin with keyframes when the GOP allows it.
     for f in &scan.fragments {
-        assert!(scan.samples[f.first_sample].keyframe, "fragment at {} starts with a keyframe", f.offset);
+        assert!(
+            scan.samples[f.first_sample].keyframe,
+            "fragment at {} starts with a keyframe",
+            f.offset
+        );
     }
 
     // Cut inside the moof and inside the mdat of fragments 1 and the last one.
@@ -205,11 +227,18 @@ fn check_file(path: &Path, codec: CodecId, packets: &[EncodedPacket], expect_sam
     let last = scan.fragments.len() - 1;
     for &k in &[1, last] {
         let frag = scan.fragments[k];
-        for cut in [frag.offset + 3, frag.offset + 20, frag.offset + frag.len - 5] {
+        for cut in [
+            frag.offset + 3,
+            frag.offset + 20,
+            frag.offset + frag.len - 5,
+        ] {
             let cut_path = path.with_extension(format!("cut{cut}.mp4"));
             std::fs::write(&cut_path, &full[..cut as usize]).unwrap();
             let cut_scan = reader::scan(&cut_path).unwrap();
-            assert_eq!(cut_scan.valid_len, frag.offset, "valid length after cut at {cut}");
+            assert_eq!(
+                cut_scan.valid_len, frag.offset,
+                "valid length after cut at {cut}"
+            );
             assert_eq!(cut_scan.samples.len(), frag.first_sample);
             assert!(cut_scan.torn.is_some());
             assert_eq!(cut_scan.samples[..], scan.samples[..frag.first_sample]);
@@ -241,12 +270,17 @@ fn av1_fragments_play_and_survive_truncation() {
     let (packets, seq) = av1_packets(&dir, 30);
     assert_eq!(packets.len(), 30);
     assert!(packets[0].keyframe);
-    assert!(packets.iter().filter(|p| p.keyframe).count() >= 10, "GOP 2 has many keyframes");
+    assert!(
+        packets.iter().filter(|p| p.keyframe).count() >= 10,
+        "GOP 2 has many keyframes"
+    );
     let path = dir.join("cam0.mp4");
     let summary = mux(&path, CodecId::Av1, &packets, seq, small_fragments());
     assert_eq!(summary.samples, 30);
     assert_eq!(summary.bytes, std::fs::metadata(&path).unwrap().len());
-    check_file(&path, CodecId::Av1, &packets, |d| av1::packet_to_sample(d).unwrap());
+    check_file(&path, CodecId::Av1, &packets, |d| {
+        av1::packet_to_sample(d).unwrap()
+    });
 }
 
 #[test]
@@ -258,7 +292,22 @@ fn h264_fragments_play_and_survive_truncation() {
     let path = dir.join("cam0.mp4");
     let summary = mux(&path, CodecId::H264, &packets, config, small_fragments());
     assert_eq!(summary.samples, 30);
-    check_file(&path, CodecId::H264, &packets, |d| h264::packet_to_sample(d).unwrap());
+    check_file(&path, CodecId::H264, &packets, |d| {
+        h264::packet_to_sample(d).unwrap()
+    });
+    // verify's decoder (GStreamer qtdemux + decodebin) gets every frame.
+    let scan = reader::scan(&path).unwrap();
+    match s6_edge::decode::decode_file(&path, &scan) {
+        s6_edge::decode::DecodeOutcome::Decoded { frames, errors, .. } => {
+            assert_eq!(frames, 30, "{errors:?}");
+            assert!(errors.is_empty(), "{errors:?}");
+        }
+        s6_edge::decode::DecodeOutcome::Unavailable(why) => {
+            if cfg!(feature = "gst") {
+                panic!("GStreamer build cannot decode H.264: {why}");
+            }
+        }
+    }
 }
 
 #[test]
@@ -283,7 +332,10 @@ fn default_policy_cuts_at_most_every_second_and_counts_durable_samples() {
         assert!(w.samples_pending() as u32 <= FPS);
     }
     assert!(durable.windows(2).all(|d| d[0] <= d[1]));
-    assert!(durable[14] > 0, "a fragment is durable within the first second");
+    assert!(
+        durable[14] > 0,
+        "a fragment is durable within the first second"
+    );
     // Simulate a kill: the writer vanishes without finish() or Drop, and
     // the file still plays every sample that was durable.
     let before = w.samples_durable();
@@ -292,7 +344,11 @@ fn default_policy_cuts_at_most_every_second_and_counts_durable_samples() {
     assert_eq!(scan.samples.len() as u64, before);
     assert_eq!(ffprobe_frames(&path), before);
     for f in &scan.fragments {
-        assert!(f.samples as u32 <= FPS, "fragment of {} samples exceeds 1 s", f.samples);
+        assert!(
+            f.samples as u32 <= FPS,
+            "fragment of {} samples exceeds 1 s",
+            f.samples
+        );
     }
 }
 
@@ -318,7 +374,11 @@ fn composition_offsets_and_timestamp_gaps_round_trip() {
     let want: Vec<i64> = shifted.iter().map(|p| p.pts).collect();
     assert_eq!(pts, want);
     let fd = i64::from(scan.track.frame_duration);
-    assert_eq!(scan.samples[4].duration as i64, 2 * fd, "the gap widens the previous sample");
+    assert_eq!(
+        scan.samples[4].duration as i64,
+        2 * fd,
+        "the gap widens the previous sample"
+    );
 }
 
 #[test]
@@ -339,7 +399,10 @@ fn bad_input_is_an_error_not_a_panic() {
     assert!(reader::scan(&dir.join("junk.mp4")).is_err());
     std::fs::write(dir.join("empty.mp4"), b"").unwrap();
     let err = reader::scan(&dir.join("empty.mp4")).unwrap_err();
-    assert!(format!("{err:#}").contains("no complete MP4 header"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("no complete MP4 header"),
+        "{err:#}"
+    );
 
     // Non-increasing dts is refused.
     let (packets, seq) = av1_packets(&dir, 3);

@@ -209,7 +209,7 @@ mod tests {
             capture_ts_ns: 1_700_000_000_000_000_000 + i * 33_333_333,
             pts: i as i64,
             size: 1000 + i as u32,
-            keyframe: i % 2 == 0,
+            keyframe: i.is_multiple_of(2),
             spilled: i == 3,
             dropped: false,
         }

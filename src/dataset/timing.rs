@@ -55,7 +55,8 @@ pub fn timing_stats(records: &[IndexRecord], fps: f64) -> TimingStats {
         if cur.capture_ts_ns <= prev.capture_ts_ns {
             stats.non_monotonic_count += 1;
             if stats.non_monotonic.is_none() {
-                stats.non_monotonic = Some((cur.frame_index, prev.capture_ts_ns, cur.capture_ts_ns));
+                stats.non_monotonic =
+                    Some((cur.frame_index, prev.capture_ts_ns, cur.capture_ts_ns));
             }
             continue;
         }

@@ -141,7 +141,11 @@ pub fn verify_dataset(dir: &Path, options: VerifyOptions) -> anyhow::Result<Veri
     })
 }
 
-fn verify_episode(dataset: &Dataset, entry: &EpisodeEntry, options: VerifyOptions) -> EpisodeReport {
+fn verify_episode(
+    dataset: &Dataset,
+    entry: &EpisodeEntry,
+    options: VerifyOptions,
+) -> EpisodeReport {
     let mut defects = Vec::new();
     let status = match (&entry.meta, &entry.meta_error) {
         (Some(meta), _) => match meta.status {
@@ -297,7 +301,8 @@ fn check_index(r: &mut CameraReport, idx: &IndexFile, cam: &CameraMeta) {
         r.warnings
             .push(format!("index header names camera {:?}", h.camera));
     }
-    if (h.width, h.height, h.fps_num, h.fps_den) != (cam.width, cam.height, cam.fps_num, cam.fps_den)
+    if (h.width, h.height, h.fps_num, h.fps_den)
+        != (cam.width, cam.height, cam.fps_num, cam.fps_den)
     {
         r.defects.push(format!(
             "index header says {}x{}@{}/{}, dataset.json says {}",
@@ -350,7 +355,11 @@ fn check_index(r: &mut CameraReport, idx: &IndexFile, cam: &CameraMeta) {
             "{} gaps > 1.5 frame intervals: {}{}",
             stats.gap_count,
             list.join(", "),
-            if stats.gap_count > list.len() { ", ..." } else { "" }
+            if stats.gap_count > list.len() {
+                ", ..."
+            } else {
+                ""
+            }
         ));
     }
     r.timing = Some(stats);

@@ -13,7 +13,6 @@ mod av1;
 #[cfg(feature = "gst")]
 mod gst;
 
-use crate::frame::CodecId;
 use crate::mux::Mp4Scan;
 use std::path::Path;
 
@@ -38,11 +37,11 @@ pub fn decode_file(path: &Path, scan: &Mp4Scan) -> DecodeOutcome {
     let _ = (path, scan);
     match scan.track.codec {
         #[cfg(feature = "dav1d")]
-        CodecId::Av1 => av1::decode(path, scan),
+        crate::frame::CodecId::Av1 => av1::decode(path, scan),
         #[cfg(feature = "gst")]
-        CodecId::H264 => gst::decode(path, scan),
+        crate::frame::CodecId::H264 => gst::decode(path, scan),
         #[cfg(all(feature = "gst", not(feature = "dav1d")))]
-        CodecId::Av1 => gst::decode(path, scan),
+        crate::frame::CodecId::Av1 => gst::decode(path, scan),
         other => DecodeOutcome::Unavailable(format!(
             "this build has no {other:?} decoder (cargo features `dav1d` for AV1, `gst` for H.264)"
         )),
