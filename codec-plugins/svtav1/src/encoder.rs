@@ -24,6 +24,7 @@ pub struct EncodedPacket<'a> {
 pub struct Encoder {
     handle: NonNull<Component>,
     params: Params,
+    frames_sent: u64,
     eos_sent: bool,
     eos_received: bool,
     /// The sequence header OBU as it appears in the bitstream, once known.
@@ -83,6 +84,7 @@ impl Encoder {
         Ok(Self {
             handle,
             params: *params,
+            frames_sent: 0,
             eos_sent: false,
             eos_received: false,
             seq_header: None,
@@ -102,25 +104,7 @@ impl Encoder {
             return Ok(sh.clone());
         }
         let mut twin = Encoder::open(&self.params)?;
-        let (w, h) = (self.params.width as usize, self.params.height as usize);
-        let cw = w.div_ceil(2);
-        let luma = vec![128u8; w * h];
-        let chroma = vec![128u8; cw * h.div_ceil(2)];
-        twin.send(&Frame {
-            pixel_format: PixelFormat::I420 as u32,
-            width: self.params.width,
-            height: self.params.height,
-            plane_count: 3,
-            planes: [
-                luma.as_ptr(),
-                chroma.as_ptr(),
-                chroma.as_ptr(),
-                std::ptr::null(),
-            ],
-            strides: [self.params.width, cw as u32, cw as u32, 0],
-            pts: 0,
-            force_keyframe: 0,
-        })?;
+        twin.send_gray()?;
         twin.flush(&mut |_| {})?;
         let sh = twin
             .seq_header
@@ -158,6 +142,29 @@ impl Encoder {
         // SAFETY: `buf` came from svt_av1_enc_stream_header and is released once.
         unsafe { ffi::svt_av1_enc_stream_header_release(buf) };
         result
+    }
+
+    /// Queues one mid-gray frame (header twin, teardown of unused sessions).
+    pub fn send_gray(&mut self) -> Result<(), PluginError> {
+        let (w, h) = (self.params.width as usize, self.params.height as usize);
+        let cw = w.div_ceil(2);
+        let luma = vec![128u8; w * h];
+        let chroma = vec![128u8; cw * h.div_ceil(2)];
+        self.send(&Frame {
+            pixel_format: PixelFormat::I420 as u32,
+            width: self.params.width,
+            height: self.params.height,
+            plane_count: 3,
+            planes: [
+                luma.as_ptr(),
+                chroma.as_ptr(),
+                chroma.as_ptr(),
+                std::ptr::null(),
+            ],
+            strides: [self.params.width, cw as u32, cw as u32, 0],
+            pts: 0,
+            force_keyframe: 0,
+        })
     }
 
     /// Queues one I420 frame. SVT copies the planes before returning.
@@ -205,6 +212,7 @@ impl Encoder {
         if code != ffi::EB_ERROR_NONE {
             return Err(svt_error("svt_av1_enc_send_picture", code));
         }
+        self.frames_sent += 1;
         Ok(())
     }
 
@@ -275,8 +283,8 @@ impl Encoder {
 /// The payload bytes of an SVT output buffer.
 ///
 /// # Safety
-/// `header.p_buffer` is null or valid for `n_filled_len` bytes for `'a`.
-unsafe fn raw_bytes<'a>(header: &'a BufferHeader) -> &'a [u8] {
+/// `header.p_buffer` is null or valid for `n_filled_len` bytes while `header` lives.
+unsafe fn raw_bytes(header: &BufferHeader) -> &[u8] {
     if header.p_buffer.is_null() || header.n_filled_len == 0 {
         return &[];
     }
@@ -358,8 +366,16 @@ impl Drop for Encoder {
         // SVT 1.4 hangs in svt_av1_enc_deinit when no EOS was sent ("deinit
         // called without sending EOS!"), so a session closed without flush
         // is drained first; its remaining packets are discarded.
+        // It also never finishes an EOS-only stream (with no frame sent, EOS,
+        // get_packet and deinit all block), so such a session gets one gray
+        // frame first.
         if !self.eos_received {
-            let _ = self.flush(&mut |_| {});
+            if self.frames_sent == 0 && !self.eos_sent {
+                let _ = self.send_gray();
+            }
+            if self.frames_sent > 0 {
+                let _ = self.flush(&mut |_| {});
+            }
         }
         let _lock = lifecycle_lock();
         // SAFETY: the handle was initialised by s6_svt_open and is torn down

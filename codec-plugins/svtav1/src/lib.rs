@@ -92,26 +92,7 @@ unsafe extern "C" fn probe(config: *const EncoderConfig, err: *mut ErrorBuf) -> 
             let settings = read_settings(config)?;
             let p = settings.params;
             let mut enc = Encoder::open(&p)?;
-            let (w, h) = (p.width as usize, p.height as usize);
-            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-            let luma = vec![128u8; w * h];
-            let chroma = vec![128u8; cw * ch];
-            let frame = Frame {
-                pixel_format: PixelFormat::I420 as u32,
-                width: p.width,
-                height: p.height,
-                plane_count: 3,
-                planes: [
-                    luma.as_ptr(),
-                    chroma.as_ptr(),
-                    chroma.as_ptr(),
-                    std::ptr::null(),
-                ],
-                strides: [p.width, cw as u32, cw as u32, 0],
-                pts: 0,
-                force_keyframe: 0,
-            };
-            enc.send(&frame)?;
+            enc.send_gray()?;
             let mut packets = 0usize;
             let mut bytes = 0usize;
             enc.flush(&mut |pkt: EncodedPacket<'_>| {

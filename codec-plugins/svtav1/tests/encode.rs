@@ -39,7 +39,7 @@ fn check_stream(w: u32, h: u32, gop: u32) {
         assert_ne!(first_obu_type(&p.data), 2, "temporal delimiter stripped");
         assert_eq!(
             p.keyframe,
-            i as u32 % gop == 0,
+            (i as u32).is_multiple_of(gop),
             "packet {i}: keyframe every {gop} frames"
         );
     }
@@ -231,4 +231,19 @@ fn concurrent_sessions_on_separate_threads() {
     for h in handles {
         h.join().expect("session thread");
     }
+}
+
+#[test]
+fn close_without_flush_does_not_hang() {
+    // Never used: SVT 1.4 would block forever in deinit without a frame.
+    let enc = Enc::open(&config(320, 240, 2, 1, None)).unwrap();
+    drop(enc);
+    // Used but not flushed.
+    let mut enc = Enc::open(&config(320, 240, 2, 1, None)).unwrap();
+    let mut packets = Vec::new();
+    for i in 0..3 {
+        let pic = Picture::pattern(320, 240, i);
+        enc.encode(&pic.frame(i64::from(i)), &mut packets).unwrap();
+    }
+    drop(enc);
 }

@@ -287,8 +287,8 @@ pub fn ffmpeg_decode_frames(path: &std::path::Path) -> u64 {
     assert!(stderr.trim().is_empty(), "ffmpeg complained: {stderr}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("frame="))
         .and_then(|v| v.trim().parse().ok())
         .expect("ffmpeg progress has frame=")
 }
