@@ -39,6 +39,7 @@ sysroot_pkgs=(
     libva-dev
     gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good
+    gstreamer1.0-libav
 )
 
 host_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static mmdebstrap pkg-config clang libclang-dev)
@@ -96,7 +97,8 @@ if [ -z "$mirror" ]; then
 fi
 security="${mirror%/debian}/debian-security"
 
-want_stamp="$suite ${sysroot_pkgs[*]}"
+# Bump the leading version when the post-processing below changes.
+want_stamp="v2 $suite ${sysroot_pkgs[*]}"
 stamp="$sysroot/.s6-sysroot-stamp"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want_stamp" ]; then
     log "sysroot up to date: $sysroot"
@@ -133,6 +135,20 @@ while IFS= read -r -d '' link; do
     esac
 done < <(find "$tmp" -type l -print0)
 log "rewrote $fixed symlinks"
+
+# --variant=extract runs no maintainer scripts, so update-alternatives never
+# created the generic links of alternative-managed libraries (libblas.so.3 and
+# liblapack.so.3, needed by ffmpeg's libavfilter and hence gstreamer1.0-libav).
+# Point them at the reference implementation that was extracted.
+libdir="$tmp/usr/lib/aarch64-linux-gnu"
+for impl in "$libdir"/blas/lib*.so.* "$libdir"/lapack/lib*.so.*; do
+    [ -e "$impl" ] || continue
+    link="$libdir/$(basename "$impl")"
+    if [ ! -e "$link" ]; then
+        as_root ln -s "$(basename "$(dirname "$impl")")/$(basename "$impl")" "$link"
+        log "alternative: $(basename "$link") -> ${impl#"$libdir"/}"
+    fi
+done
 
 # Sanity: the pieces the build needs are there.
 for f in usr/lib/aarch64-linux-gnu/pkgconfig/gstreamer-1.0.pc \
