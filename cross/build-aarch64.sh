@@ -142,33 +142,36 @@ step_smoke() {
 
 size_of() { stat -c %s "$1"; }
 
+# Release builds, lean (no default features: no GStreamer, no dav1d) and
+# full, for aarch64 and x86_64; the stripped binaries are copied to
+# $CARGO_TARGET_DIR/dist/ and their sizes printed. Each architecture keeps
+# one release target dir, so the second feature set rebuilds only s6-edge.
 step_release() {
-    local x86_dir="${CARGO_TARGET_DIR}-x86_64-release"
-    local report=()
+    local dist="$CARGO_TARGET_DIR/dist" x86_dir="$CARGO_TARGET_DIR-x86_64"
+    mkdir -p "$dist"
+    local report=() feat fargs out
     for feat in default no-default; do
-        local fargs=()
+        fargs=()
         [ "$feat" = no-default ] && fargs=(--no-default-features)
-        # aarch64
-        run_cargo build --release --target "$target" -p s6-edge ${fargs[@]+"${fargs[@]}"} \
-            --target-dir "$CARGO_TARGET_DIR/release-$feat"
-        local a="$CARGO_TARGET_DIR/release-$feat/$target/release/s6-edge"
-        # x86_64 (its own target dir: the release profile is heavy and must not
-        # fight with the team's debug builds over the shared one)
-        (
-            unset CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER
-            run_cargo build --release -p s6-edge ${fargs[@]+"${fargs[@]}"} --target-dir "$x86_dir-$feat"
-        )
-        local x="$x86_dir-$feat/release/s6-edge"
-        report+=("aarch64 $feat $(size_of "$a") $a")
-        report+=("x86_64  $feat $(size_of "$x") $x")
+        run_cargo build --release --target "$target" -p s6-edge ${fargs[@]+"${fargs[@]}"}
+        out="$dist/s6-edge-aarch64-$feat"
+        cp "$CARGO_TARGET_DIR/$target/release/s6-edge" "$out"
+        report+=("aarch64 $feat $(size_of "$out") $out")
+        # x86_64 in a target dir of its own: the fat-LTO release profile must
+        # neither wait for nor block the team's builds in the shared one.
+        run_cargo build --release -p s6-edge ${fargs[@]+"${fargs[@]}"} --target-dir "$x86_dir"
+        out="$dist/s6-edge-x86_64-$feat"
+        cp "$x86_dir/release/s6-edge" "$out"
+        report+=("x86_64 $feat $(size_of "$out") $out")
     done
-    # The codec plugins (cdylibs) ship next to the binary.
-    run_cargo build --release --target "$target" -p s6-codec-svtav1 \
-        --target-dir "$CARGO_TARGET_DIR/release-default"
-    local p="$CARGO_TARGET_DIR/release-default/$target/release/libs6_codec_svtav1.so"
-    [ -f "$p" ] && report+=("aarch64 plugin-svtav1 $(size_of "$p") $p")
+    # The software AV1 plugin ships next to the binary.
+    run_cargo build --release --target "$target" -p s6-codec-svtav1
+    out="$dist/libs6_codec_svtav1-aarch64.so"
+    cp "$CARGO_TARGET_DIR/$target/release/libs6_codec_svtav1.so" "$out"
+    report+=("aarch64 svtav1-plugin $(size_of "$out") $out")
     printf '%-8s %-14s %10s  %s\n' arch features bytes path
     printf '%s\n' "${report[@]}" | awk '{printf "%-8s %-14s %10s  %s\n", $1, $2, $3, $4}'
+    file "$dist"/* | sed 's/, BuildID[^,]*//'
 }
 
 cross_env
