@@ -2,6 +2,8 @@
 //! (SVT-AV1 via ffmpeg), decoded for real; broken variants must fail with a
 //! clear message and exit code 1, never a crash.
 
+mod common;
+
 use s6_edge::dataset::index::{IndexHeader, IndexRecord, IndexWriter};
 use s6_edge::dataset::verify::{verify_dataset, VerifyOptions};
 use s6_edge::dataset::{
@@ -163,6 +165,7 @@ fn write_episode(ds: &Dataset, timestamps: Option<Vec<u64>>, extra_rows: usize, 
                 started_unix_ns: ts[0],
                 ended_unix_ns: ts[FRAMES - 1],
                 cameras,
+                recovery: None,
             },
         )
         .unwrap();
@@ -175,7 +178,7 @@ fn new_dataset(dir: &Path) -> Dataset {
 
 /// Runs the real binary; returns (exit code, stdout + stderr).
 fn verify_cli(dir: &Path, extra: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_s6-edge"))
+    let out = common::s6_command()
         .arg("verify")
         .arg(dir)
         .args(extra)

@@ -320,6 +320,7 @@ mod tests {
             started_unix_ns: 1,
             ended_unix_ns: 2,
             cameras: BTreeMap::new(),
+            recovery: None,
         };
         write_episode_meta_atomic(&e0.dir, &ep).unwrap();
         let list = Dataset::open(&dir).unwrap().list_episodes().unwrap();

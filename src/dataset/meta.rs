@@ -142,6 +142,48 @@ pub struct EpisodeMeta {
     pub ended_unix_ns: u64,
     /// Per-camera totals.
     pub cameras: BTreeMap<String, EpisodeCameraMeta>,
+    /// What `s6-edge recover` found and did (only on recovered episodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<EpisodeRecovery>,
+}
+
+/// What `s6-edge recover` did to one episode; stored in `episode.json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpisodeRecovery {
+    /// Version of the s6-edge that recovered the episode.
+    pub s6_edge_version: String,
+    /// When, RFC 3339.
+    pub recovered_at: String,
+    /// Per camera.
+    pub cameras: BTreeMap<String, CameraRecovery>,
+}
+
+/// What `s6-edge recover` found and did for one camera of an episode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CameraRecovery {
+    /// Frames in the video afterwards (same as the camera's `frames`).
+    pub frames_kept: u64,
+    /// Bytes of a torn MP4 tail that were cut off.
+    pub mp4_trimmed_bytes: u64,
+    /// Complete samples rescued from a torn trailing fragment (rewritten as
+    /// a complete fragment instead of being cut off).
+    pub samples_salvaged: u64,
+    /// Bytes of a torn or corrupt index tail that were cut off.
+    pub index_trimmed_bytes: u64,
+    /// Index rows whose frame never became durable in the MP4 (and had no
+    /// spill file): removed from the index. These frames were lost by the crash.
+    pub rows_without_sample: u64,
+    /// MP4 samples that had no index row: kept, and given a row whose
+    /// capture timestamp is estimated from neighbouring rows at the nominal rate.
+    pub rows_synthesized: u64,
+    /// Frame numbers of the synthesized rows, as ranges `[first, last]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub synthesized_frames: Vec<[u64; 2]>,
+    /// Pending spill frames encoded into the MP4.
+    pub spill_frames_encoded: u64,
+    /// Notes for people (why something could not be done).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 #[cfg(test)]
@@ -197,6 +239,7 @@ mod tests {
             started_unix_ns: 1,
             ended_unix_ns: 2,
             cameras: BTreeMap::new(),
+            recovery: None,
         };
         let json = serde_json::to_string(&ep).unwrap();
         assert!(json.contains("\"status\":\"recovered\""), "{json}");

@@ -9,5 +9,6 @@ pub mod verify;
 
 pub use layout::{episode_dir_name, write_episode_meta_atomic, Dataset, EpisodeDir, EpisodeEntry};
 pub use meta::{
-    CameraMeta, DatasetMeta, EncoderMeta, EpisodeCameraMeta, EpisodeMeta, EpisodeStatus,
+    CameraMeta, CameraRecovery, DatasetMeta, EncoderMeta, EpisodeCameraMeta, EpisodeMeta,
+    EpisodeRecovery, EpisodeStatus,
 };

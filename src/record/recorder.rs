@@ -466,12 +466,20 @@ impl Schedule<'_> {
             );
             return Ok(());
         }
+        // A second stop signal skipped this episode's queued frames: what was
+        // written is consistent, but the episode ends before its schedule.
+        let status = if self.control.get().aborting() {
+            EpisodeStatus::Aborted
+        } else {
+            EpisodeStatus::Complete
+        };
         let meta = EpisodeMeta {
             index,
-            status: EpisodeStatus::Complete,
+            status,
             task: self.config.task.clone(),
             started_unix_ns,
             ended_unix_ns,
+            recovery: None,
             cameras: done
                 .values()
                 .map(|d| {
@@ -491,7 +499,10 @@ impl Schedule<'_> {
         };
         crate::dataset::layout::write_episode_meta_atomic(&episode.dir, &meta)?;
         let finish_latency_ms = ended.elapsed().as_secs_f64() * 1e3;
-        log::info!("episode {index}: complete, {total_frames} frames; finished {finish_latency_ms:.1} ms after its end");
+        log::info!(
+            "episode {index}: {}, {total_frames} frames; finished {finish_latency_ms:.1} ms after its end",
+            if status == EpisodeStatus::Aborted { "aborted (queued frames skipped)" } else { "complete" }
+        );
         self.episode_metrics.push(EpisodeMetrics {
             index,
             finish_latency_ms,
