@@ -1,6 +1,8 @@
 //! Capture sources through the library API, against real peers: ffmpeg
 //! (SVT-AV1, x264) for stamp robustness, gst-launch-1.0 as an RTP sender.
 
+mod common;
+
 use s6_edge::capture::{self, read_stamp, CaptureSource};
 use s6_edge::convert::convert_to;
 use s6_edge::exit::UsageError;
@@ -205,8 +207,7 @@ fn missing_v4l2_device_says_what_to_do() {
 
 #[test]
 fn cameras_json_lists_devices() {
-    let exe = env!("CARGO_BIN_EXE_s6-edge");
-    let out = Command::new(exe)
+    let out = common::s6_command()
         .args(["cameras", "--json"])
         .output()
         .unwrap();

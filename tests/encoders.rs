@@ -5,10 +5,12 @@
 //! Needs `cargo build --workspace` first (the plugins are cdylibs of the
 //! workspace, found next to the test's `s6-edge` binary).
 
+mod common;
+
 use s6_edge::plugin_host::{self, Backend, EncoderSettings, ProbeRequest};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_s6-edge");
@@ -68,7 +70,7 @@ fn broken_and_svtav1_dir() -> tempfile::TempDir {
 /// Runs `s6-edge` with only the given plugin directory on the search path
 /// (no `S6_EDGE_PLUGIN_PATH` from the caller's environment).
 fn run(args: &[&str], envs: &[(&str, &str)]) -> (Output, Duration) {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = common::our_command(BIN);
     cmd.args(args).env_remove("S6_EDGE_PLUGIN_PATH");
     for (k, v) in envs {
         cmd.env(k, v);
@@ -273,7 +275,11 @@ fn auto_picks_svtav1_and_says_why_each_hardware_backend_was_skipped() {
     );
 
     // The same through the library API the recorder uses.
-    std::env::set_var(plugin_host::probe::PROBE_EXE_ENV, BIN);
+    // Probe children run s6-edge; keep a wrapper the caller chose (the
+    // aarch64 cross run points it at a script that re-enters qemu).
+    if std::env::var_os(plugin_host::probe::PROBE_EXE_ENV).is_none() {
+        std::env::set_var(plugin_host::probe::PROBE_EXE_ENV, BIN);
+    }
     std::env::remove_var("S6_EDGE_PLUGIN_PATH");
     let dirs = s6_edge::cli::PluginDirArgs {
         plugin_dirs: vec![dir.path().to_path_buf()],

@@ -160,7 +160,7 @@ fn kill_9_mid_episode_keeps_every_written_fragment_and_verify_names_the_episode(
     let ds = tmp.path().join("ds");
     let p = plugins.to_str().unwrap();
     let d = ds.to_str().unwrap();
-    let mut child = Command::new(bin())
+    let mut child = s6_command()
         .args([
             "record",
             "-i",
@@ -235,7 +235,7 @@ fn sigterm_mid_episode_finishes_it_with_no_frame_lost() {
     let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let logs = tmp.path().join("logs");
-    let child = Command::new(bin())
+    let child = s6_command()
         .args([
             "record",
             "-i",

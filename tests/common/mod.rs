@@ -2,6 +2,7 @@
 //! directory holding the real SVT-AV1 plugin, and ffmpeg/ffprobe checks.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -41,9 +42,38 @@ pub fn svtav1_dir(tmp: &Path) -> PathBuf {
     plugin_dir(tmp, &["s6-codec-svtav1"])
 }
 
+/// Environment variable holding a command prefix that runs this workspace's
+/// own executables, e.g. `qemu-aarch64-static -L cross/.sysroot` when the
+/// tests run under qemu-user (set by `cross/build-aarch64.sh`; unset on native
+/// runs). Peers such as ffmpeg or gst-launch-1.0 are host programs and never
+/// take it.
+pub const TEST_RUNNER_ENV: &str = "S6_EDGE_TEST_RUNNER";
+
+/// A `Command` for one of this workspace's executables (the s6-edge binary,
+/// an example), prefixed with `$S6_EDGE_TEST_RUNNER` when that is set. Spawn
+/// our binaries only through this: an aarch64 test process under qemu-user
+/// cannot exec an aarch64 binary directly (no binfmt_misc).
+pub fn our_command(exe: impl AsRef<OsStr>) -> Command {
+    let runner = std::env::var(TEST_RUNNER_ENV).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut cmd = Command::new(program);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    }
+}
+
+/// A `Command` for the s6-edge binary under test (see [`our_command`]).
+pub fn s6_command() -> Command {
+    our_command(bin())
+}
+
 /// Runs s6-edge with `args`, returning its output.
 pub fn s6(args: &[&str]) -> Output {
-    Command::new(bin())
+    s6_command()
         .args(args)
         .env("RUST_LOG", "info")
         .output()
