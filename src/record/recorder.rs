@@ -202,6 +202,7 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
         events: &events_rx,
         origin,
         closed: HashMap::new(),
+        early_done: Vec::new(),
         episode_metrics: Vec::new(),
         failures: Vec::new(),
     };
@@ -318,6 +319,8 @@ struct Schedule<'a> {
     events: &'a Receiver<EncoderEvent>,
     origin: Instant,
     closed: HashMap<String, Option<String>>,
+    /// Episode reports that arrived before their episode's end.
+    early_done: Vec<super::encode_thread::EpisodeDone>,
     episode_metrics: Vec<EpisodeMetrics>,
     failures: Vec<String>,
 }
@@ -339,8 +342,14 @@ impl Schedule<'_> {
     /// Handles encoder events that arrive while no episode is finishing.
     fn drain_events(&mut self) {
         while let Ok(ev) = self.events.try_recv() {
-            if let EncoderEvent::Closed { camera, error } = ev {
-                self.closed.insert(camera, error);
+            match ev {
+                EncoderEvent::Closed { camera, error } => {
+                    self.closed.insert(camera, error);
+                }
+                // A camera that ended (source finished or failed) mid-episode
+                // reports its part before the episode ends: keep it for the
+                // episode's finish, which would otherwise see no frames.
+                EncoderEvent::EpisodeDone(d) => self.early_done.push(d),
             }
         }
     }
@@ -409,6 +418,16 @@ impl Schedule<'_> {
         // Wait for every live camera to finish its MP4 and index.
         let mut done = BTreeMap::new();
         let mut errors = Vec::new();
+        for d in std::mem::take(&mut self.early_done) {
+            if d.episode != index {
+                log::warn!("camera {}: late report for episode {}", d.camera, d.episode);
+                continue;
+            }
+            if let Some(e) = &d.error {
+                errors.push(e.clone());
+            }
+            done.insert(d.camera.clone(), d);
+        }
         let wait_limit = Duration::from_secs(10)
             + cameras
                 .iter()
