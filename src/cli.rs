@@ -32,6 +32,8 @@ pub enum Command {
     Recover(RecoverArgs),
     /// List V4L2 capture devices with their formats, sizes and rates.
     Cameras(CamerasArgs),
+    /// Play recorded episodes as decoded frames (sink, raw file, PNGs, digests).
+    Replay(ReplayArgs),
     /// Internal: probe one plugin in a child process and print the result as JSON.
     #[command(hide = true, name = "__probe-plugin")]
     ProbePlugin(ProbePluginArgs),
@@ -149,6 +151,42 @@ pub struct RecoverArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub plugins: PluginDirArgs,
+}
+
+/// `s6-edge replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    /// Episodes to play: numbers and inclusive ranges, e.g. `3,5-7` (default: all).
+    #[arg(long, value_name = "LIST")]
+    pub episodes: Option<String>,
+    /// Cameras to play, comma-separated (default: all).
+    #[arg(long, value_name = "NAMES")]
+    pub cameras: Option<String>,
+    /// Play the selection again and again: `--repeat` loops until stopped,
+    /// `--repeat N` plays it N times in all.
+    #[arg(long, value_name = "N", num_args = 0..=1)]
+    pub repeat: Option<Option<u64>>,
+    /// Deliver frames at the spacing of their recorded capture timestamps
+    /// (default: as fast as decoding allows).
+    #[arg(long)]
+    pub realtime_playback: bool,
+    /// Push frames into this GStreamer pipeline through appsrc (one per
+    /// camera; `{camera}` is replaced by the camera name), e.g. `fakesink`,
+    /// `videoconvert ! autovideosink`, `filesink location=/tmp/{camera}.yuv`.
+    #[arg(long, value_name = "GST-DESCRIPTION")]
+    pub sink: Option<String>,
+    /// Write raw I420 frames, each after a small header (see README), to
+    /// this file (`-` = standard output).
+    #[arg(long, value_name = "PATH")]
+    pub raw_out: Option<PathBuf>,
+    /// Write every frame as `DIR/<episode>/<camera>/<frame>.png`.
+    #[arg(long, value_name = "DIR")]
+    pub png_dir: Option<PathBuf>,
+    /// Print one BLAKE3 digest per camera over frame data and metadata.
+    #[arg(long)]
+    pub hash: bool,
 }
 
 /// `s6-edge cameras`.

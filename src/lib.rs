@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mux;
 pub mod plugin_host;
 pub mod record;
+pub mod replay;
 pub mod rt_guard;
 pub mod sd_notify;
 

@@ -10,8 +10,13 @@
 
 #[cfg(feature = "dav1d")]
 mod av1;
+#[cfg(feature = "dav1d")]
+pub mod av1_pictures;
 #[cfg(feature = "gst")]
 mod gst;
+#[cfg(feature = "gst")]
+pub mod gst_pictures;
+pub mod pictures;
 
 use crate::mux::Mp4Scan;
 use std::path::Path;
