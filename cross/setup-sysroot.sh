@@ -42,7 +42,7 @@ sysroot_pkgs=(
     gstreamer1.0-libav
 )
 
-host_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static mmdebstrap pkg-config clang libclang-dev)
+host_pkgs=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static mmdebstrap pkg-config clang libclang-dev file ffmpeg)
 
 log() { printf '[setup-sysroot] %s\n' "$*" >&2; }
 

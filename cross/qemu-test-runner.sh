@@ -1,0 +1,43 @@
+#!/bin/sh
+# Cargo's runner for aarch64-unknown-linux-gnu in cross/build-aarch64.sh:
+# runs an aarch64 executable under qemu-aarch64-static -L <sysroot>.
+#
+# For test executables (target/.../deps/NAME-HASH) it appends a libtest
+# `--skip FILTER` for every rule of cross/qemu-skips.txt naming NAME, and
+# says so on stderr; every other executable runs unchanged.
+#
+# Env: S6_SYSROOT (default: cross/.sysroot next to this script),
+#      S6_QEMU_SKIPS (default: cross/qemu-skips.txt; empty: skip nothing).
+set -eu
+here="$(cd "$(dirname "$0")" && pwd)"
+sysroot="${S6_SYSROOT:-$here/.sysroot}"
+skips="${S6_QEMU_SKIPS-$here/qemu-skips.txt}"
+[ $# -ge 1 ] || { echo "usage: $0 EXECUTABLE [ARGS...]" >&2; exit 2; }
+exe="$1"
+shift
+
+name="$(basename "$exe")"
+stem=""
+case "$exe" in
+*/deps/*) stem="$(printf '%s\n' "$name" | sed -n 's/^\(.*\)-[0-9a-f]\{16\}$/\1/p')" ;;
+esac
+
+if [ -n "$stem" ] && [ -n "$skips" ] && [ -f "$skips" ]; then
+    # Rules for this binary, in file order: "FILTER<TAB>REASON".
+    rules="$(awk -v b="$stem" '$1 == b && NF >= 2 {
+        reason = ""; for (i = 3; i <= NF; i++) reason = reason (i > 3 ? " " : "") $i
+        print $2 "\t" reason }' "$skips")"
+    if [ -n "$rules" ]; then
+        tab="$(printf '\t')"
+        # Read from a here-document, not a pipe: `set --` must change this shell.
+        while IFS="$tab" read -r filter reason; do
+            [ "$filter" = "*" ] && filter=""
+            echo "[qemu-runner] $stem: not run under qemu: ${filter:-every test} ($reason)" >&2
+            set -- "$@" --skip "$filter"
+        done <<RULES
+$rules
+RULES
+    fi
+fi
+
+exec qemu-aarch64-static -L "$sysroot" "$exe" "$@"
