@@ -191,7 +191,7 @@ fn bad_camera_args_are_usage_errors() {
     let err = capture::parse_camera_arg("webcam", &defaults(), 0).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "unknown camera source \"webcam\": expected synthetic, v4l2:/dev/videoN or gst:<pipeline>"
+        "unknown camera source \"webcam\": expected synthetic, v4l2:/dev/videoN, gst:<pipeline> or replay:DIR[/CAM]"
     );
     assert_eq!(s6_edge::exit::report(&err), std::process::ExitCode::from(2));
 }

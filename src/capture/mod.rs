@@ -10,6 +10,7 @@
 pub mod cameras;
 #[cfg(feature = "gst")]
 pub mod gst;
+pub mod replay;
 pub mod spec;
 pub mod stamp;
 pub mod synthetic;
@@ -55,6 +56,13 @@ pub trait CaptureSource: Send {
     /// (exactly `format().frame_bytes()` long) and returns its metadata.
     /// `Ok(None)` means a finite source reached its end.
     fn next_frame(&mut self, buf: &mut [u8]) -> Result<Option<FrameMeta>, CaptureError>;
+    /// Whether the source can wait for the recorder without losing frames
+    /// (a recording played back: `replay:`). The capture thread then pulls
+    /// frames only while an episode records and waits for ring space instead
+    /// of spilling when the encoder is behind.
+    fn pausable(&self) -> bool {
+        false
+    }
 }
 
 /// Opens the source named by `spec.uri` and negotiates its format.
@@ -83,6 +91,7 @@ pub fn open(spec: &CameraSpec) -> anyhow::Result<Box<dyn CaptureSource>> {
                 .with_context(|| format!("camera {}: {}", spec.name, spec.uri))?,
         ),
         spec::SourceKind::Gst(desc) => open_gst(spec, desc, &split)?,
+        spec::SourceKind::Replay(path) => Box::new(replay::ReplaySource::open(spec, path)?),
     };
     Ok(match frames {
         Some(n) => Box::new(Limited {
@@ -133,6 +142,9 @@ struct Limited {
 impl CaptureSource for Limited {
     fn format(&self) -> VideoFormat {
         self.inner.format()
+    }
+    fn pausable(&self) -> bool {
+        self.inner.pausable()
     }
     fn next_frame(&mut self, buf: &mut [u8]) -> Result<Option<FrameMeta>, CaptureError> {
         if self.left == 0 {

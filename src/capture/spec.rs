@@ -1,13 +1,14 @@
 //! Parsing of `-i` camera arguments into [`CameraSpec`]s.
 //!
 //! Grammar: `SOURCE[#OPTIONS]` where `SOURCE` is `synthetic`,
-//! `v4l2:/dev/videoN` or `gst:<gst-launch description>`, and `OPTIONS` is a
+//! `v4l2:/dev/videoN`, `gst:<gst-launch description>` or `replay:DIR[/CAM]`
+//! (a recorded dataset, see [`super::replay`]), and `OPTIONS` is a
 //! comma-separated list of `key=value` pairs.
 //!
 //! Generic keys: `name`, `width`, `height`, `fps` (`30` or `30000/1001`),
 //! `format` (`i420`, `nv12`, `yuyv`, `rgb24`, ...). Source keys: `frames=N`
-//! (stop after N frames, any source), `realtime=true|false` and `noise=N`
-//! (synthetic only).
+//! (stop after N frames, any source), `realtime=true|false` (synthetic and
+//! replay), `noise=N` (synthetic only), `episode=N|all` (replay only).
 //!
 //! GStreamer descriptions may themselves contain `#` and commas, so the
 //! option separator is the **last** `#` whose tail consists only of
@@ -21,7 +22,7 @@ use crate::frame::{parse_pixel_format, PixelFormat, VideoFormat};
 
 /// Option keys recognised after `#`.
 pub const KNOWN_KEYS: &[&str] = &[
-    "name", "width", "height", "fps", "format", "frames", "realtime", "noise",
+    "name", "width", "height", "fps", "format", "frames", "realtime", "noise", "episode",
 ];
 
 /// Largest accepted width or height.
@@ -36,6 +37,8 @@ pub enum SourceKind {
     V4l2(String),
     /// A GStreamer description producing raw video.
     Gst(String),
+    /// A recorded dataset (`DIR` or `DIR/CAM`).
+    Replay(String),
 }
 
 /// A URI split into its source part and its `#` options (in order).
@@ -58,7 +61,8 @@ impl SplitUri {
     }
 }
 
-const UNKNOWN_SOURCE_HINT: &str = "expected synthetic, v4l2:/dev/videoN or gst:<pipeline>";
+const UNKNOWN_SOURCE_HINT: &str =
+    "expected synthetic, v4l2:/dev/videoN, gst:<pipeline> or replay:DIR[/CAM]";
 
 /// Splits `arg` at its option separator (see the module docs) and classifies
 /// the source. Errors are usage errors (exit code 2).
@@ -69,7 +73,10 @@ pub fn split_options(arg: &str) -> anyhow::Result<SplitUri> {
             match parse_pairs(tail) {
                 Some(pairs) => (head, pairs),
                 // synthetic and v4l2 have no '#' of their own: the tail must be options.
-                None if head.trim() == "synthetic" || head.trim_start().starts_with("v4l2:") => {
+                None if head.trim() == "synthetic"
+                    || head.trim_start().starts_with("v4l2:")
+                    || head.trim_start().starts_with("replay:") =>
+                {
                     return Err(usage(format!(
                         "camera source {arg:?}: bad options {tail:?}: expected key=value pairs \
                          separated by ',' with keys {}",
@@ -100,6 +107,14 @@ pub fn split_options(arg: &str) -> anyhow::Result<SplitUri> {
             )));
         }
         SourceKind::Gst(desc.to_string())
+    } else if let Some(path) = source.strip_prefix("replay:") {
+        let path = path.trim();
+        if path.is_empty() {
+            return Err(usage(format!(
+                "camera source {arg:?}: missing dataset directory, e.g. replay:/data/run1/left"
+            )));
+        }
+        SourceKind::Replay(path.to_string())
     } else {
         let shown = source.split('#').next().unwrap_or(source);
         return Err(usage(format!(
@@ -138,6 +153,13 @@ pub fn parse_camera_arg(
     let split = split_options(arg)?;
     let mut format = *defaults;
     let mut name = format!("cam{index}");
+    if let SourceKind::Replay(path) = &split.kind {
+        // A recorded camera keeps its name and format unless options say otherwise.
+        if let Some((recorded, f)) = super::replay::describe(path) {
+            name = recorded;
+            format = f;
+        }
+    }
     for (key, value) in &split.options {
         match key.as_str() {
             "name" => name = value.clone(),
@@ -165,6 +187,9 @@ pub fn parse_camera_arg(
             }
             "realtime" => {
                 parse_bool(arg, key, value)?;
+            }
+            "episode" if value != "all" => {
+                parse_u32(arg, key, value)?;
             }
             _ => {}
         }
@@ -361,7 +386,7 @@ mod tests {
         assert!(is_usage(&err));
         assert_eq!(
             err.to_string(),
-            "unknown camera source \"rtsp://cam\": expected synthetic, v4l2:/dev/videoN or gst:<pipeline>"
+            "unknown camera source \"rtsp://cam\": expected synthetic, v4l2:/dev/videoN, gst:<pipeline> or replay:DIR[/CAM]"
         );
         let err = parse_camera_arg("synthetic#widht=3", &defaults(), 0).unwrap_err();
         assert!(is_usage(&err));
@@ -385,6 +410,9 @@ mod tests {
             "synthetic#realtime=maybe",
             "v4l2:",
             "gst:",
+            "replay:",
+            "replay:/tmp/x#episode=two",
+            "replay:/tmp/x#bogus=1",
         ] {
             let err = parse_camera_arg(arg, &defaults(), 0).unwrap_err();
             assert!(is_usage(&err), "{arg}: {err}");

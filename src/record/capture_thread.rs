@@ -56,6 +56,12 @@ impl CaptureThread {
             if feeding.is_some() && feeding != state.recording() {
                 self.end_episode(&mut feeding);
             }
+            if self.source.pausable() && state.recording().is_none() {
+                // A pausable source (replay:) loses nothing by waiting: its
+                // frames are pulled only while an episode records.
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
             // A pool buffer to fill: the one kept from a frame outside any episode, or a free one.
             let mut buf = match spare.take() {
                 Some(b) => b,
