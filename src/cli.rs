@@ -32,6 +32,8 @@ pub enum Command {
     Recover(RecoverArgs),
     /// List V4L2 capture devices with their formats, sizes and rates.
     Cameras(CamerasArgs),
+    /// Per-stage latency statistics of a run (`record -x`), or two runs compared.
+    PerfStats(PerfStatsArgs),
     /// Play recorded episodes as decoded frames (sink, raw file, PNGs, digests).
     Replay(ReplayArgs),
     /// Internal: probe one plugin in a child process and print the result as JSON.
@@ -121,6 +123,10 @@ pub struct RecordArgs {
     /// Ring depth in frames per camera (the preallocated pool holds this many + 2).
     #[arg(long)]
     pub ring_frames: Option<u32>,
+    /// On a dataset with unfinished episodes (a crash), run `s6-edge
+    /// recover` on it first instead of refusing to record.
+    #[arg(long)]
+    pub recover: bool,
     /// Write metrics.json and a Chrome trace under `logs/runs/<timestamp>/`.
     #[arg(short = 'x', long)]
     pub output_log: bool,
@@ -149,6 +155,9 @@ pub struct VerifyArgs {
 pub struct RecoverArgs {
     /// Dataset directory.
     pub dir: PathBuf,
+    /// Say what would be done, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     #[command(flatten)]
     pub plugins: PluginDirArgs,
 }
@@ -187,6 +196,27 @@ pub struct ReplayArgs {
     /// Print one BLAKE3 digest per camera over frame data and metadata.
     #[arg(long)]
     pub hash: bool,
+}
+
+/// `s6-edge perf-stats`.
+#[derive(Debug, Args)]
+pub struct PerfStatsArgs {
+    /// Run directory (`logs/runs/<timestamp>`) or its `metrics.json`; none:
+    /// the latest run under `--log-dir`; two: compared side by side (B vs A).
+    #[arg(value_name = "RUN", num_args = 0..=2)]
+    pub runs: Vec<PathBuf>,
+    /// Where `runs/` is looked for when no RUN is given.
+    #[arg(long, value_name = "DIR", default_value = "logs")]
+    pub log_dir: PathBuf,
+    /// JSON instead of a table.
+    #[arg(long, conflicts_with = "markdown")]
+    pub json: bool,
+    /// Markdown tables.
+    #[arg(long)]
+    pub markdown: bool,
+    /// Write to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `s6-edge cameras`.

@@ -69,6 +69,15 @@ pub struct EpisodeEntry {
     pub meta_error: Option<String>,
 }
 
+/// Name of the lock file in the dataset directory (see [`Dataset::lock`]).
+pub const LOCK_FILE: &str = ".s6-edge.lock";
+
+/// Holds a dataset's exclusive lock until dropped.
+#[derive(Debug)]
+pub struct DatasetLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
 /// An opened dataset directory.
 #[derive(Clone, Debug)]
 pub struct Dataset {
@@ -125,6 +134,28 @@ impl Dataset {
             dir: dir.to_path_buf(),
             meta: read_dataset_meta(&json_path)?,
         })
+    }
+
+    /// Takes the dataset's exclusive lock (`DIR/.s6-edge.lock`, an advisory
+    /// `flock`), so that `record` and `recover` never work on the same
+    /// dataset at once. Fails at once when another process holds it. The
+    /// lock lasts as long as the returned guard.
+    pub fn lock(&self) -> anyhow::Result<DatasetLock> {
+        let path = self.dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening the lock file {}", path.display()))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(DatasetLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                "dataset {} is in use by another s6-edge process (record or recover); wait for it to finish",
+                self.dir.display()
+            ),
+            Err((_, err)) => Err(err).with_context(|| format!("locking {}", path.display())),
+        }
     }
 
     /// `DIR/episodes`.

@@ -3,6 +3,7 @@
 //! `perf.log.json`).
 
 pub mod histogram;
+pub mod perf_stats;
 pub mod trace;
 
 use anyhow::Context;

@@ -278,7 +278,7 @@ fn scan_file(file: &mut File) -> anyhow::Result<Mp4Scan> {
     };
     let mut next_dts = 0i64;
     while pos < file_len {
-        match read_fragment(file, pos, file_len, &scan.track, &trex, next_dts) {
+        match read_fragment(file, pos, file_len, &scan.track, &trex, next_dts, false) {
             Ok(Step::Fragment(samples, end)) => {
                 if let Some(last) = samples.last() {
                     next_dts = last.dts + i64::from(last.duration);
@@ -321,6 +321,7 @@ fn read_fragment(
     track: &TrackInfo,
     trex: &mp4_atom::Trex,
     next_dts: i64,
+    partial: bool,
 ) -> anyhow::Result<Step> {
     let header = read_header(file, pos, file_len)?.with_context(|| {
         format!(
@@ -354,7 +355,7 @@ fn read_fragment(
             mdat.name()
         );
     }
-    if mdat.end() > file_len {
+    if mdat.end() > file_len && !partial {
         bail!(
             "truncated mdat at offset {}: needs {} bytes, {} present",
             mdat.offset,
@@ -363,6 +364,12 @@ fn read_fragment(
         );
     }
     let data_start = mdat.offset + mdat.header_len;
+    // A torn fragment read with `partial`: samples end where the file does.
+    let data_end = if partial {
+        mdat.end().min(file_len)
+    } else {
+        mdat.end()
+    };
     let mut samples = Vec::new();
     let mut dts = next_dts;
     for traf in moof
@@ -392,6 +399,10 @@ fn read_fragment(
             for entry in trun.samples.iter() {
                 let size = entry.size.unwrap_or(default_size);
                 let end = offset + u64::from(size);
+                if partial && offset >= data_start && end > data_end {
+                    // The first incomplete sample ends the salvageable prefix.
+                    return Ok(Step::Fragment(samples, data_end));
+                }
                 if offset < data_start || end > mdat.end() {
                     bail!(
                         "sample at {offset}+{size} lies outside the mdat at {}..{}",
@@ -415,6 +426,47 @@ fn read_fragment(
         }
     }
     Ok(Step::Fragment(samples, mdat.end()))
+}
+
+/// The complete samples of a torn trailing fragment: when the scan of
+/// `path` stopped at a fragment whose `moof` is intact but whose `mdat` is cut
+/// short, the samples lying wholly inside the file, in decode order (their
+/// decode times continue those of `scan`). Empty when nothing can be
+/// rescued (no torn tail, a torn `moof`, no sample complete).
+pub fn torn_fragment_samples(path: &Path, scan: &Mp4Scan) -> anyhow::Result<Vec<SampleInfo>> {
+    if scan.torn.is_none() || scan.valid_len >= scan.file_len {
+        return Ok(Vec::new());
+    }
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (_, trex) = {
+        let mut pos = 0u64;
+        let moov = loop {
+            let header = read_header(&mut file, pos, scan.file_len)?
+                .context("no complete MP4 header")?;
+            if &header.kind == b"moov" {
+                let bytes = read_box(&mut file, &header)?;
+                break mp4_atom::Moov::decode(&mut &bytes[..]).context("decoding moov")?;
+            }
+            pos = header.end();
+        };
+        track_info(&moov)?
+    };
+    let next_dts = scan
+        .samples
+        .last()
+        .map_or(0, |s| s.dts + i64::from(s.duration));
+    match read_fragment(
+        &mut file,
+        scan.valid_len,
+        scan.file_len,
+        &scan.track,
+        &trex,
+        next_dts,
+        true,
+    ) {
+        Ok(Step::Fragment(samples, _)) => Ok(samples),
+        Ok(Step::Skip(_)) | Err(_) => Ok(Vec::new()),
+    }
 }
 
 /// Reads the bytes of one sample.

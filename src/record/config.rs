@@ -56,6 +56,8 @@ pub struct RecordFile {
     pub ring_frames: Option<u32>,
     /// Write metrics and trace.
     pub output_log: Option<bool>,
+    /// Recover unfinished episodes before recording.
+    pub recover: Option<bool>,
     /// Where runs/ goes.
     pub log_dir: Option<PathBuf>,
     /// Extra plugin directories.
@@ -106,6 +108,8 @@ pub struct RecordConfig {
     pub ring_frames: u32,
     /// Metrics/trace directory when `-x` is on.
     pub log_dir: Option<PathBuf>,
+    /// Run `recover` on unfinished episodes instead of refusing.
+    pub recover: bool,
     /// Plugin search options.
     pub plugins: PluginDirArgs,
 }
@@ -247,6 +251,7 @@ pub fn resolve(args: &RecordArgs) -> anyhow::Result<RecordConfig> {
         task: args.task.clone().or(file.task),
         ring_frames,
         log_dir,
+        recover: args.recover || file.recover.unwrap_or(false),
         plugins,
     })
 }

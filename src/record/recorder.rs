@@ -106,15 +106,33 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
         },
     };
     let dataset = Dataset::create_or_open(&config.output, &meta)?;
+    // Held until recording ends: `recover` refuses to touch a dataset in use.
+    let _dataset_lock = dataset.lock()?;
     let unfinished: Vec<u32> = dataset
         .list_episodes()?
         .into_iter()
         .filter(|e| e.meta.is_none())
         .map(|e| e.index)
         .collect();
-    if !unfinished.is_empty() {
+    if !unfinished.is_empty() && config.recover {
+        let options = crate::dataset::recover::RecoverOptions {
+            dry_run: false,
+            plugins: config.plugins.clone(),
+        };
+        let report = crate::dataset::recover::recover_dataset(&dataset, &options)?;
+        for line in report.render(&config.output).lines() {
+            log::info!("recover: {line}");
+        }
+        if report.failures() > 0 {
+            return Err(anyhow::anyhow!(
+                "dataset {}: {} unfinished episode(s) could not be recovered (see above); fix or move them, then record again",
+                config.output.display(),
+                report.failures()
+            ));
+        }
+    } else if !unfinished.is_empty() {
         return Err(anyhow::anyhow!(
-            "dataset {} has unfinished episode(s) {:?} from an earlier crash: run `s6-edge recover {}` first",
+            "dataset {} has unfinished episode(s) {:?} from an earlier crash: run `s6-edge recover {}` first, or record with --recover",
             config.output.display(),
             unfinished,
             config.output.display()
