@@ -5,15 +5,61 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 
-/// The s6-edge binary under test.
-pub fn bin() -> PathBuf {
+/// The s6-edge executable cargo built for these tests.
+pub fn real_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_s6-edge"))
+}
+
+/// What the tests run as s6-edge: the real binary natively. Under
+/// `$S6_EDGE_TEST_RUNNER` (qemu-user) it is a generated `#!/bin/sh` wrapper
+/// that execs the runner with the real binary, so `Command::new(bin())`
+/// works unchanged there: an emulated process can exec a native script but
+/// not a foreign ELF, and `exec` keeps the pid, so signals still reach it.
+pub fn bin() -> PathBuf {
+    static WRAPPER: OnceLock<PathBuf> = OnceLock::new();
+    match runner_words() {
+        None => real_bin(),
+        Some(words) => WRAPPER
+            .get_or_init(|| write_runner_wrapper(&words, &real_bin()))
+            .clone(),
+    }
+}
+
+/// The words of `$S6_EDGE_TEST_RUNNER`, if it is set and not blank.
+fn runner_words() -> Option<Vec<String>> {
+    let words: Vec<String> = std::env::var(TEST_RUNNER_ENV)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    (!words.is_empty()).then_some(words)
+}
+
+/// Writes `<exe>.test-runner.sh` (atomically: concurrent test processes
+/// write the same content) running `exe` under `runner`.
+fn write_runner_wrapper(runner: &[String], exe: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let quote = |w: &str| format!("'{}'", w.replace('\'', "'\\''"));
+    let mut line: Vec<String> = runner.iter().map(|w| quote(w)).collect();
+    line.push(quote(&exe.to_string_lossy()));
+    let script = format!(
+        "#!/bin/sh\n# Written by tests/common: s6-edge under $S6_EDGE_TEST_RUNNER.\nexec {} \"$@\"\n",
+        line.join(" ")
+    );
+    let path = exe.with_extension("test-runner.sh");
+    let tmp = exe.with_extension(format!("test-runner.sh.{}", std::process::id()));
+    std::fs::write(&tmp, script).expect("write the runner wrapper");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+        .expect("make the runner wrapper executable");
+    std::fs::rename(&tmp, &path).expect("install the runner wrapper");
+    path
 }
 
 /// `target/<profile>`, where the plugin cdylibs are built.
 pub fn target_dir() -> PathBuf {
-    bin()
+    real_bin()
         .parent()
         .expect("binary has a parent directory")
         .to_path_buf()
@@ -49,26 +95,25 @@ pub fn svtav1_dir(tmp: &Path) -> PathBuf {
 /// take it.
 pub const TEST_RUNNER_ENV: &str = "S6_EDGE_TEST_RUNNER";
 
-/// A `Command` for one of this workspace's executables (the s6-edge binary,
-/// an example), prefixed with `$S6_EDGE_TEST_RUNNER` when that is set. Spawn
-/// our binaries only through this: an aarch64 test process under qemu-user
-/// cannot exec an aarch64 binary directly (no binfmt_misc).
+/// A `Command` for one of this workspace's executables given by path (an
+/// example, `env!("CARGO_BIN_EXE_...")`), prefixed with
+/// `$S6_EDGE_TEST_RUNNER` when that is set: an aarch64 test process under
+/// qemu-user cannot exec an aarch64 binary directly (no binfmt_misc). For
+/// s6-edge itself, `bin()` / `s6_command()` already take care of it.
 pub fn our_command(exe: impl AsRef<OsStr>) -> Command {
-    let runner = std::env::var(TEST_RUNNER_ENV).unwrap_or_default();
-    let mut words = runner.split_whitespace();
-    match words.next() {
-        Some(program) => {
-            let mut cmd = Command::new(program);
-            cmd.args(words).arg(exe);
+    match runner_words() {
+        Some(words) => {
+            let mut cmd = Command::new(&words[0]);
+            cmd.args(&words[1..]).arg(exe);
             cmd
         }
         None => Command::new(exe),
     }
 }
 
-/// A `Command` for the s6-edge binary under test (see [`our_command`]).
+/// A `Command` for the s6-edge binary under test (see [`bin`]).
 pub fn s6_command() -> Command {
-    our_command(bin())
+    Command::new(bin())
 }
 
 /// Runs s6-edge with `args`, returning its output.
