@@ -441,8 +441,8 @@ pub fn torn_fragment_samples(path: &Path, scan: &Mp4Scan) -> anyhow::Result<Vec<
     let (_, trex) = {
         let mut pos = 0u64;
         let moov = loop {
-            let header = read_header(&mut file, pos, scan.file_len)?
-                .context("no complete MP4 header")?;
+            let header =
+                read_header(&mut file, pos, scan.file_len)?.context("no complete MP4 header")?;
             if &header.kind == b"moov" {
                 let bytes = read_box(&mut file, &header)?;
                 break mp4_atom::Moov::decode(&mut &bytes[..]).context("decoding moov")?;

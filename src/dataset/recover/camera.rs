@@ -113,8 +113,11 @@ pub fn inspect(
             counts.samples_salvaged = rescued.len() as u64;
         }
     }
-    if let Some(p) = &mp4_problem {
-        counts.notes.push(format!("video not usable: {p}"));
+    match &mp4_problem {
+        // Spill-only recording: the video is made from the spill files.
+        Some(_) if !mp4_path.exists() && !pending_spill.is_empty() => {}
+        Some(p) => counts.notes.push(format!("video not usable: {p}")),
+        None => {}
     }
 
     let index = if idx_path.exists() {
@@ -165,7 +168,7 @@ pub fn inspect(
         }
         let keep = row.dropped
             || samples.contains_key(&row.pts)
-            || pending_spill.contains(&row.frame_index);
+            || pending_spill.contains(&u64::try_from(row.pts).unwrap_or(u64::MAX));
         if keep {
             by_frame.insert(row.frame_index, *row);
         } else {
@@ -185,12 +188,21 @@ pub fn inspect(
         .filter(|r| !r.dropped)
         .map(|r| (r.frame_index, r.capture_ts_ns))
         .collect();
+    // Frame numbers run ahead of video pts by the dropped rows before them.
+    let slots: Vec<(i64, i64)> = by_frame
+        .values()
+        .filter(|r| !r.dropped)
+        .map(|r| (r.pts, r.frame_index as i64 - r.pts))
+        .collect();
     let mut synthesized = Vec::new();
     for (&pts, sample) in &samples {
         if have_row.contains(&pts) {
             continue;
         }
-        let frame = u64::try_from(pts).context("negative presentation time in the video")?;
+        let before = slots.partition_point(|&(p, _)| p < pts);
+        let offset = before.checked_sub(1).map_or(0, |i| slots[i].1);
+        let frame =
+            u64::try_from(pts + offset).context("negative presentation time in the video")?;
         let row = IndexRecord {
             frame_index: frame,
             capture_ts_ns: estimate_capture_ns(&known, frame, interval_ns, header.created_unix_ns),
