@@ -1,5 +1,6 @@
 //! `s6-edge replay DIR`: plays a dataset to the chosen outputs.
 
+use super::frame::ReplayFrame;
 use super::hash::FrameHasher;
 use super::pacing::Pacer;
 use super::png_out::PngWriter;
@@ -12,6 +13,9 @@ use crate::metrics::histogram::Histogram;
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
+
+/// Frames decoded ahead of delivery in realtime playback.
+const READ_AHEAD: usize = 4;
 
 /// Runs `s6-edge replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -63,7 +67,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             s.new_pass();
         }
         let mut frames_this_pass = 0u64;
-        for frame in replay.frames()? {
+        for frame in frames_of_pass(&replay, args.realtime_playback)? {
             let frame = frame?;
             if let Some(p) = pacer.as_mut() {
                 if episode != Some(frame.episode) {
@@ -118,6 +122,30 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The frames of one pass. With realtime playback they are decoded on a
+/// thread of their own a few frames ahead, so decoding never delays a
+/// delivery deadline.
+fn frames_of_pass(
+    replay: &Replay,
+    read_ahead: bool,
+) -> anyhow::Result<Box<dyn Iterator<Item = anyhow::Result<ReplayFrame>>>> {
+    let frames = replay.frames()?;
+    if !read_ahead {
+        return Ok(Box::new(frames));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD);
+    std::thread::Builder::new()
+        .name("replay-decode".into())
+        .spawn(move || {
+            for f in frames {
+                if tx.send(f).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(Box::new(rx.into_iter()))
 }
 
 /// Prints `blake3:<hex>  <camera>  <n> frames` per camera (stdout, or

@@ -8,16 +8,28 @@
 //! push every later one back: errors never accumulate into drift. The
 //! origin is reset at the start of every episode and every repeat, so pauses
 //! between recorded episodes are not replayed.
+//!
+//! On a loaded machine a sleeping thread can wake several milliseconds late
+//! because other threads hold the CPU. Where the process may (root or
+//! `CAP_SYS_NICE`), the pacing thread therefore sleeps at `SCHED_FIFO`
+//! priority [`BOOST_PRIORITY`] and returns to normal scheduling as soon as
+//! it wakes: only the wake-up is real-time, the work on the frame is not.
+//! Without the privilege it sleeps normally.
 
 use nix::sys::time::TimeSpec;
 use nix::time::{clock_gettime, clock_nanosleep, ClockId, ClockNanosleepFlags};
 use std::time::Duration;
+
+/// Real-time priority of the pacing thread while it sleeps.
+pub const BOOST_PRIORITY: i32 = 10;
 
 /// Paces frames to their recorded spacing.
 #[derive(Debug, Default)]
 pub struct Pacer {
     /// (monotonic start in ns, first capture timestamp) of the current segment.
     origin: Option<(u128, u64)>,
+    /// Whether a real-time wake-up was refused (then it is not tried again).
+    no_boost: bool,
 }
 
 /// Monotonic clock in nanoseconds.
@@ -49,15 +61,42 @@ impl Pacer {
         let due = start + offset;
         let due_ts =
             TimeSpec::from_duration(Duration::from_nanos(u64::try_from(due).unwrap_or(u64::MAX)));
+        let mut boosted = false;
+        if !self.no_boost && due > monotonic_ns() {
+            boosted = set_fifo(true);
+            if !boosted {
+                self.no_boost = true;
+                log::debug!("realtime playback: no SCHED_FIFO wake-ups (not permitted)");
+            }
+        }
         while clock_nanosleep(
             ClockId::CLOCK_MONOTONIC,
             ClockNanosleepFlags::TIMER_ABSTIME,
             &due_ts,
         ) == Err(nix::errno::Errno::EINTR)
         {}
+        if boosted {
+            set_fifo(false);
+        }
         let now = monotonic_ns();
         Duration::from_nanos(u64::try_from(now.saturating_sub(due)).unwrap_or(u64::MAX))
     }
+}
+
+/// Switches the calling thread to `SCHED_FIFO` at [`BOOST_PRIORITY`]
+/// (`on`) or back to `SCHED_OTHER`; `false` when refused.
+fn set_fifo(on: bool) -> bool {
+    let (policy, priority) = if on {
+        (libc::SCHED_FIFO, BOOST_PRIORITY)
+    } else {
+        (libc::SCHED_OTHER, 0)
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 names the calling thread; `param` is a valid, initialised
+    // sched_param that outlives the call.
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
 }
 
 #[cfg(test)]

@@ -1,0 +1,382 @@
+//! `s6-edge replay` and the `replay:` capture source end to end: real
+//! SVT-AV1 recordings of the synthetic camera, decoded with dav1d, frames
+//! checked by their stamped frame numbers; a real GStreamer sink; indexes of
+//! a re-recording compared with the original's.
+
+mod common;
+
+use common::*;
+use s6_edge::capture::stamp::read_stamp;
+use s6_edge::replay::raw_out::read_frame;
+use s6_edge::replay::{EpisodeSelection, Replay};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// (frame index, stamp read from the pixels, capture timestamp) of a frame.
+type Seen = (u64, Option<u64>, u64);
+
+const W: u32 = 160;
+const H: u32 = 120;
+
+/// Records `cameras` synthetic cameras at 160x120@15 into `ds`.
+fn record(ds: &Path, plugins: &Path, cameras: &[&str], episodes: u32, secs: f64, gop: u32) {
+    let mut args: Vec<String> = vec!["record".into()];
+    for c in cameras {
+        args.push("-i".into());
+        args.push(format!("synthetic#name={c}"));
+    }
+    for a in [
+        "--width",
+        "160",
+        "--height",
+        "120",
+        "--fps",
+        "15",
+        "--episodes",
+        &episodes.to_string(),
+        "--episode-time",
+        &secs.to_string(),
+        "--reset-time",
+        "0.3",
+        "--gop",
+        &gop.to_string(),
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "-o",
+        ds.to_str().unwrap(),
+    ] {
+        args.push(a.to_string());
+    }
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = s6(&refs);
+    dump("record", &out);
+    assert!(out.status.success(), "recording failed");
+}
+
+/// Two cameras, two episodes of 2 s, shared by the tests of this file.
+fn two_episodes() -> &'static Path {
+    static DS: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, ds) = DS.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = svtav1_dir(tmp.path());
+        let ds = tmp.path().join("ds");
+        record(&ds, &plugins, &["left", "right"], 2, 2.0, 30);
+        (tmp, ds)
+    });
+    ds
+}
+
+fn replay_cmd(args: &[&str]) -> std::process::Output {
+    let out = s6(&[&["replay"], args].concat());
+    dump("replay", &out);
+    out
+}
+
+#[test]
+fn two_replays_hash_equal_and_stamps_run_0_to_n_minus_1_per_camera_and_episode() {
+    let ds = two_episodes();
+    let dir = ds.to_str().unwrap();
+    let a = replay_cmd(&[dir, "--hash"]);
+    let b = replay_cmd(&[dir, "--hash"]);
+    assert!(a.status.success() && b.status.success());
+    let text = String::from_utf8(a.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 2, "one digest per camera: {text}");
+    assert!(text.contains("  left  ") && text.contains("  right  "));
+    assert_eq!(a.stdout, b.stdout, "two replays give identical digests");
+
+    // The library: every frame of the index, in order, stamps consecutive.
+    let mut per: BTreeMap<(u32, String), Vec<Seen>> = BTreeMap::new();
+    let mut last_ts: Option<(u32, u64)> = None;
+    for frame in Replay::open(ds).unwrap().frames().unwrap() {
+        let f = frame.unwrap();
+        assert_eq!((f.format.width, f.format.height), (W, H));
+        assert_eq!(f.data.len(), (W * H * 3 / 2) as usize);
+        if let Some((ep, ts)) = last_ts {
+            assert!(
+                ep < f.episode || (ep == f.episode && ts <= f.capture_ts_ns),
+                "capture order"
+            );
+        }
+        last_ts = Some((f.episode, f.capture_ts_ns));
+        let stamp = read_stamp(f.luma(), W, H, W as usize);
+        per.entry((f.episode, f.camera.to_string()))
+            .or_default()
+            .push((f.frame_index, stamp, f.capture_ts_ns));
+    }
+    assert_eq!(per.len(), 4, "2 episodes x 2 cameras: {:?}", per.keys());
+    for ((ep, cam), frames) in &per {
+        let idx = ds.join(format!("episodes/{ep:06}/{cam}.idx"));
+        let rows = index_rows(&idx);
+        assert_eq!(
+            frames.len(),
+            rows.len(),
+            "{cam} ep {ep}: every indexed frame"
+        );
+        let indexes: Vec<u64> = frames.iter().map(|f| f.0).collect();
+        let want: Vec<u64> = (0..rows.len() as u64).collect();
+        assert_eq!(
+            indexes, want,
+            "{cam} ep {ep}: frame indexes 0..N-1 in order"
+        );
+        let stamps: Vec<Option<u64>> = frames.iter().map(|f| f.1).collect();
+        assert_consecutive_stamps(&stamps, &format!("{cam} episode {ep}"));
+        let ts: Vec<u64> = frames.iter().map(|f| f.2).collect();
+        let idx_ts: Vec<u64> = rows.iter().map(|r| r.capture_ts_ns).collect();
+        assert_eq!(
+            ts, idx_ts,
+            "{cam} ep {ep}: capture timestamps from the index"
+        );
+    }
+
+    // --raw-out and --png-dir of a filtered replay: episode 1, camera right.
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = tmp.path().join("r.raw");
+    let png = tmp.path().join("png");
+    let out = replay_cmd(&[
+        dir,
+        "--episodes",
+        "1",
+        "--cameras",
+        "right",
+        "--raw-out",
+        raw.to_str().unwrap(),
+        "--png-dir",
+        png.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let mut bytes = &std::fs::read(&raw).unwrap()[..];
+    let mut stamps = Vec::new();
+    while let Some((h, data)) = read_frame(&mut bytes).unwrap() {
+        assert_eq!((h.camera.as_str(), h.episode), ("right", 1));
+        assert_eq!(h.frame_index, stamps.len() as u64);
+        stamps.push(read_stamp(&data[..(W * H) as usize], W, H, W as usize));
+    }
+    let expected = &per[&(1, "right".to_string())];
+    assert_eq!(stamps.len(), expected.len());
+    assert_eq!(stamps, expected.iter().map(|f| f.1).collect::<Vec<_>>());
+    let pngs = std::fs::read_dir(png.join("000001/right")).unwrap().count();
+    assert_eq!(pngs, expected.len(), "one PNG per frame");
+
+    // --repeat 2 plays the selection twice: digest lines per pass, equal.
+    let out = replay_cmd(&[dir, "--cameras", "left", "--repeat", "2", "--hash"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let digests: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(digests.len(), 2, "{text}");
+    assert_eq!(digests[0], digests[1]);
+}
+
+#[test]
+fn gstreamer_sink_receives_every_frame() {
+    let ds = two_episodes();
+    let tmp = tempfile::tempdir().unwrap();
+    let pattern = tmp.path().join("{camera}.yuv");
+    let out = replay_cmd(&[
+        ds.to_str().unwrap(),
+        "--sink",
+        &format!("queue ! filesink location={}", pattern.display()),
+    ]);
+    assert!(out.status.success());
+    let frame_bytes = u64::from(W * H * 3 / 2);
+    for cam in ["left", "right"] {
+        let frames: u64 = (0..2)
+            .map(|ep| index_rows(&ds.join(format!("episodes/{ep:06}/{cam}.idx"))).len() as u64)
+            .sum();
+        let file = tmp.path().join(format!("{cam}.yuv"));
+        let len = std::fs::metadata(&file).unwrap().len();
+        assert_eq!(len, frames * frame_bytes, "{cam}: filesink got every frame");
+        // The bytes are the frames: the stamps read back in order.
+        let data = std::fs::read(&file).unwrap();
+        let first = read_stamp(&data[..(W * H) as usize], W, H, W as usize);
+        assert!(first.is_some(), "{cam}: first frame carries its stamp");
+    }
+    // A sink that cannot be built is a usage error.
+    let out = replay_cmd(&[ds.to_str().unwrap(), "--sink", "no-such-element-xyz"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sink"));
+}
+
+#[test]
+fn realtime_playback_follows_the_recorded_spacing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    record(&ds, &plugins, &["cam"], 1, 3.0, 30);
+    let rows = index_rows(&ds.join("episodes/000000/cam.idx"));
+    let recorded_span = (rows.last().unwrap().capture_ts_ns - rows[0].capture_ts_ns) as f64 / 1e9;
+    assert!(
+        (2.7..=3.3).contains(&recorded_span),
+        "recording spans {recorded_span} s"
+    );
+
+    let started = Instant::now();
+    let mut child = Command::new(bin())
+        .args([
+            "replay",
+            ds.to_str().unwrap(),
+            "--realtime-playback",
+            "--raw-out",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut arrivals = Vec::new();
+    while let Some((h, _)) = read_frame(&mut stdout).unwrap() {
+        arrivals.push((Instant::now(), h.capture_ts_ns));
+    }
+    assert!(child.wait().unwrap().success());
+    let wall = started.elapsed().as_secs_f64();
+    assert_eq!(arrivals.len(), rows.len(), "every frame delivered");
+    let span = arrivals
+        .last()
+        .unwrap()
+        .0
+        .duration_since(arrivals[0].0)
+        .as_secs_f64();
+    eprintln!("recorded span {recorded_span:.3} s, replayed span {span:.3} s, wall {wall:.3} s");
+    assert!(
+        (span - recorded_span).abs() <= 0.05 * recorded_span,
+        "replay took {span:.3} s for a {recorded_span:.3} s recording"
+    );
+    assert!(wall < recorded_span * 1.05 + 1.0, "wall time {wall:.3} s");
+    let mut errors_ms: Vec<f64> = arrivals
+        .windows(2)
+        .map(|w| {
+            let got = w[1].0.duration_since(w[0].0).as_secs_f64();
+            let want = (w[1].1 - w[0].1) as f64 / 1e9;
+            (got - want).abs() * 1000.0
+        })
+        .collect();
+    errors_ms.sort_by(f64::total_cmp);
+    let p95 = errors_ms[(errors_ms.len() * 95).div_ceil(100) - 1];
+    eprintln!(
+        "inter-frame interval error p95 {p95:.3} ms, max {:.3} ms",
+        errors_ms.last().unwrap()
+    );
+    assert!(p95 <= 5.0, "p95 interval error {p95:.3} ms");
+}
+
+#[test]
+fn rerecording_gop30_into_gop2_keeps_frames_stamps_and_capture_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let src = tmp.path().join("field");
+    record(&src, &plugins, &["cam"], 1, 2.0, 30);
+    let dst = tmp.path().join("train");
+    let out = s6(&[
+        "record",
+        "-i",
+        &format!("replay:{}/cam", src.display()),
+        "--gop",
+        "2",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "-o",
+        dst.to_str().unwrap(),
+    ]);
+    dump("re-record", &out);
+    assert!(out.status.success());
+    let a = index_rows(&src.join("episodes/000000/cam.idx"));
+    let b = index_rows(&dst.join("episodes/000000/cam.idx"));
+    assert_eq!(a.len(), b.len(), "same frame count");
+    assert_eq!(
+        b.iter().map(|r| r.frame_index).collect::<Vec<_>>(),
+        (0..a.len() as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        a.iter().map(|r| r.capture_ts_ns).collect::<Vec<_>>(),
+        b.iter().map(|r| r.capture_ts_ns).collect::<Vec<_>>(),
+        "capture timestamps preserved"
+    );
+    let keys =
+        |rows: &[s6_edge::dataset::index::IndexRecord]| rows.iter().filter(|r| r.keyframe).count();
+    assert!(keys(&a) <= 2, "GOP 30 source: {} keyframes", keys(&a));
+    assert!(
+        keys(&b) >= a.len() / 2 - 1,
+        "GOP 2: {} keyframes of {}",
+        keys(&b),
+        b.len()
+    );
+    let mp4 = dst.join("episodes/000000/cam.mp4");
+    assert_eq!(ffprobe_frames(&mp4), b.len() as u64);
+    let stamps = decoded_stamps(&mp4, W, H);
+    let first = assert_consecutive_stamps(&stamps, "re-recorded video");
+    let orig = decoded_stamps(&src.join("episodes/000000/cam.mp4"), W, H);
+    assert_eq!(orig[0], Some(first), "same first frame as the source");
+    let meta = json(&dst.join("dataset.json"));
+    assert_eq!(meta["encoder"]["gop"], 2);
+    assert_eq!(meta["cameras"][0]["name"], "cam", "keeps the recorded name");
+    let verify = s6(&["verify", dst.to_str().unwrap()]);
+    dump("verify", &verify);
+    assert!(verify.status.success());
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let ds = two_episodes();
+    let dir = ds.to_str().unwrap();
+    let check = |args: &[&str], code: i32, needle: &str| {
+        let out = s6(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err:?} lacks {needle:?}");
+    };
+    check(&["replay", "/nonexistent/ds"], 1, "does not exist");
+    check(&["replay", "/tmp"], 1, "not an s6-edge dataset");
+    check(&["replay", dir, "--episodes", "5-3"], 2, "3,5-7");
+    check(&["replay", dir, "--episodes", "x"], 2, "3,5-7");
+    check(&["replay", dir, "--episodes", "7"], 1, "are not in dataset");
+    check(&["replay", dir, "--cameras", "wrist"], 2, "left, right");
+    check(&["replay", dir, "--repeat", "0"], 2, "--repeat");
+    // As a capture source.
+    let tmp = tempfile::tempdir().unwrap();
+    let out_dir = tmp.path().join("o");
+    let o = out_dir.to_str().unwrap();
+    check(
+        &["record", "-i", "replay:/nonexistent/ds", "-o", o],
+        1,
+        "does not exist",
+    );
+    check(
+        &["record", "-i", &format!("replay:{dir}"), "-o", o],
+        2,
+        "replay:",
+    );
+    check(
+        &["record", "-i", &format!("replay:{dir}/left"), "-o", o],
+        2,
+        "#episode=N",
+    );
+    check(
+        &[
+            "record",
+            "-i",
+            &format!("replay:{dir}/left#episode=x"),
+            "-o",
+            o,
+        ],
+        2,
+        "not a number",
+    );
+    assert!(!out_dir.exists(), "nothing written on bad input");
+    // The library rejects the same.
+    assert!(EpisodeSelection::parse("1,,2").is_err());
+    assert!(Replay::open(ds)
+        .unwrap()
+        .cameras(["nope"])
+        .frames()
+        .is_err());
+}
