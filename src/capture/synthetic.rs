@@ -3,7 +3,8 @@
 //!
 //! Options (after `#` in the URI): `frames=N` ends the source after N frames,
 //! `realtime=false` produces frames as fast as the consumer pulls them (for
-//! overload tests), `noise=N` adds deterministic ±N luma noise.
+//! benchmarks; such a source is pausable: the recorder waits for ring space
+//! instead of spilling), `noise=N` adds deterministic ±N luma noise.
 //!
 //! Pacing never skips: frame `n` is due at `start + n / fps`; when the
 //! consumer is late, the next frames are produced at once until it catches up.
@@ -106,6 +107,14 @@ impl SyntheticSource {
 impl CaptureSource for SyntheticSource {
     fn format(&self) -> VideoFormat {
         self.format
+    }
+
+    /// Without real-time pacing, frames are made on demand: nothing is lost
+    /// by waiting, so the recorder pulls them only inside an episode and
+    /// waits for ring space instead of spilling (`frames=N` then records
+    /// exactly N frames, the basis of the overhead benchmark).
+    fn pausable(&self) -> bool {
+        !self.options.realtime
     }
 
     fn next_frame(&mut self, buf: &mut [u8]) -> Result<Option<FrameMeta>, CaptureError> {
