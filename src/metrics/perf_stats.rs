@@ -49,7 +49,8 @@ pub fn stat_values(s: &LatencySummary) -> [f64; 11] {
 }
 
 /// Per-camera counters shown, with how to read each from the metrics.
-fn counters(m: &super::CameraMetrics) -> [(&'static str, f64); 7] {
+fn counters(m: &super::CameraMetrics) -> [(&'static str, f64); 8] {
+    let backlog_max = m.backlog.iter().map(|&(_, n)| n).max().unwrap_or(0);
     [
         ("frames_captured", m.frames_captured as f64),
         ("frames_encoded", m.frames_encoded as f64),
@@ -58,6 +59,7 @@ fn counters(m: &super::CameraMetrics) -> [(&'static str, f64); 7] {
         ("fps_achieved", m.fps_achieved),
         ("fps_nominal", m.fps_nominal),
         ("ring_high_water", m.ring_high_water as f64),
+        ("backlog_max", backlog_max as f64),
     ]
 }
 
@@ -230,6 +232,9 @@ fn pct(a: f64, b: f64) -> Option<f64> {
 }
 
 fn pct_text(a: f64, b: f64) -> String {
+    if a == b {
+        return "0.0%".into();
+    }
     match pct(a, b) {
         Some(p) => format!("{p:+.1}%"),
         None if b == 0.0 => "0.0%".into(),
