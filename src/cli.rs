@@ -196,6 +196,13 @@ pub struct ReplayArgs {
     /// Print one BLAKE3 digest per camera over frame data and metadata.
     #[arg(long)]
     pub hash: bool,
+    /// Write metrics.json (frames, fps, decode/deliver/lateness latencies)
+    /// under `<log-dir>/runs/<timestamp>/`, for `s6-edge perf-stats`.
+    #[arg(short = 'x', long)]
+    pub output_log: bool,
+    /// Directory that receives `runs/<timestamp>/` when `-x` is given.
+    #[arg(long, value_name = "DIR", default_value = "logs")]
+    pub log_dir: PathBuf,
 }
 
 /// `s6-edge perf-stats`.

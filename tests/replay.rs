@@ -380,3 +380,49 @@ fn bad_input_gives_clear_errors() {
         .frames()
         .is_err());
 }
+
+#[test]
+fn replay_runs_with_x_are_compared_by_perf_stats() {
+    let ds = two_episodes();
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    let l = logs.to_str().unwrap();
+    let dir = ds.to_str().unwrap();
+    assert!(replay_cmd(&[dir, "-x", "--log-dir", l]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert!(replay_cmd(&[dir, "--repeat", "2", "-x", "--log-dir", l])
+        .status
+        .success());
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(logs.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let frames = |run: &Path| {
+        let m = json(&run.join("metrics.json"));
+        assert_eq!(m["backend"], "replay");
+        assert!(
+            m["cameras"]["left"]["stages"]["decode"]["count"]
+                .as_u64()
+                .unwrap()
+                > 0
+        );
+        m["cameras"]["left"]["frames_captured"].as_u64().unwrap()
+    };
+    let (a, b) = (frames(&runs[0]), frames(&runs[1]));
+    assert!(a > 0);
+    assert_eq!(b, 2 * a, "--repeat 2 delivers every frame twice");
+    let out = s6(&[
+        "perf-stats",
+        runs[0].to_str().unwrap(),
+        runs[1].to_str().unwrap(),
+    ]);
+    dump("perf-stats", &out);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("decode") && text.contains("frames_captured"),
+        "{text}"
+    );
+}

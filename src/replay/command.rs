@@ -2,6 +2,7 @@
 
 use super::frame::ReplayFrame;
 use super::hash::FrameHasher;
+use super::metrics::ReplayMetrics;
 use super::pacing::Pacer;
 use super::png_out::PngWriter;
 use super::raw_out::RawWriter;
@@ -56,6 +57,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let mut pacer = args.realtime_playback.then(Pacer::new);
     let mut lateness = Histogram::new();
+    let mut metrics = args.output_log.then(ReplayMetrics::new);
     let started = Instant::now();
     let mut total = 0u64;
     let mut pass = 0u64;
@@ -67,14 +69,23 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             s.new_pass();
         }
         let mut frames_this_pass = 0u64;
-        for frame in frames_of_pass(&replay, args.realtime_playback)? {
+        let mut frames = frames_of_pass(&replay, args.realtime_playback)?;
+        loop {
+            let t0 = Instant::now();
+            let Some(frame) = frames.next() else { break };
             let frame = frame?;
+            let decode = t0.elapsed();
+            let mut late = None;
             if let Some(p) = pacer.as_mut() {
                 if episode != Some(frame.episode) {
                     p.restart();
                 }
-                lateness.record_us(p.wait(frame.capture_ts_ns).as_micros() as u64);
+                let l = p.wait(frame.capture_ts_ns);
+                lateness.record_us(l.as_micros() as u64);
+                late = Some(l);
             }
+            let t1 = Instant::now();
+            let meta = metrics.as_ref().map(|_| frame.clone_meta());
             episode = Some(frame.episode);
             if let Some(h) = hasher.as_mut() {
                 h.update(&frame);
@@ -87,6 +98,9 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(s) = sink.as_mut() {
                 s.push(frame)?;
+            }
+            if let (Some(m), Some(f)) = (metrics.as_mut(), meta.as_ref()) {
+                m.frame(f, decode, t1.elapsed(), late);
             }
             frames_this_pass += 1;
         }
@@ -120,6 +134,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             s.p95_ms,
             s.max_ms
         );
+    }
+    if let Some(m) = metrics {
+        let dir = m.write(&args.log_dir)?;
+        log::info!("metrics: {}", dir.join("metrics.json").display());
     }
     Ok(ExitCode::SUCCESS)
 }

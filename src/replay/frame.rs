@@ -40,6 +40,22 @@ pub struct ReplayFrame {
 }
 
 impl ReplayFrame {
+    /// A copy of the metadata with no pixels.
+    pub fn clone_meta(&self) -> ReplayFrame {
+        ReplayFrame {
+            camera: self.camera.clone(),
+            episode: self.episode,
+            frame_index: self.frame_index,
+            capture_ts_ns: self.capture_ts_ns,
+            pts: self.pts,
+            keyframe: self.keyframe,
+            origin: self.origin,
+            indexed: self.indexed,
+            format: self.format,
+            data: Vec::new(),
+        }
+    }
+
     /// The luma plane.
     pub fn luma(&self) -> &[u8] {
         let n = self.format.width as usize * self.format.height as usize;

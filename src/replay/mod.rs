@@ -45,6 +45,7 @@ pub mod frame;
 #[cfg(feature = "gst")]
 pub mod gst_sink;
 pub mod hash;
+pub mod metrics;
 pub mod pacing;
 pub mod png_out;
 pub mod raw_out;
