@@ -83,6 +83,9 @@ cross_env() {
     export S6_SYSROOT="$sysroot"
     export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$here/qemu-test-runner.sh"
     export S6_EDGE_TEST_RUNNER="qemu-aarch64-static -L $sysroot"
+    # Time limits in the tests (probe deadlines, ...) are multiplied by this:
+    # under TCG every process starts and computes several times slower.
+    export S6_EDGE_TEST_TIME_SCALE="${S6_EDGE_TEST_TIME_SCALE:-4}"
     # The plugin host re-executes its own binary (current_exe) for each probe;
     # from inside qemu that exec fails, but a native shell script that
     # re-enters qemu works. S6_EDGE_PROBE_EXE points the host at one.
@@ -200,7 +203,7 @@ cd "$repo"
 for s in "${steps[@]}"; do
     case "$s" in
     env)
-        env | grep -E '^(CARGO_TARGET_|CC_aarch64|AR_aarch64|CFLAGS_aarch64|BINDGEN_EXTRA|PKG_CONFIG|QEMU_|S6_EDGE_TEST_RUNNER|S6_EDGE_PROBE_EXE|S6_SYSROOT|GST_REGISTRY|RUSTC=)' |
+        env | grep -E '^(CARGO_TARGET_|CC_aarch64|AR_aarch64|CFLAGS_aarch64|BINDGEN_EXTRA|PKG_CONFIG|QEMU_|S6_EDGE_TEST_|S6_EDGE_PROBE_EXE|S6_SYSROOT|GST_REGISTRY|RUSTC=)' |
             sed -e "s/'/'\\\\''/g" -e "s/=\(.*\)/='\1'/" -e 's/^/export /'
         ;;
     setup | build | test | smoke | release)

@@ -92,8 +92,15 @@ fn row<'a>(stdout: &'a str, file: &str) -> &'a str {
 fn encoders_lists_each_broken_plugin_with_its_reason_and_svtav1_available() {
     let dir = broken_and_svtav1_dir();
     let d = dir.path().to_str().unwrap();
+    let deadline = common::scaled_ms(2000);
     let (out, wall) = run(
-        &["encoders", "--plugin-dir", d, "--probe-timeout-ms", "2000"],
+        &[
+            "encoders",
+            "--plugin-dir",
+            d,
+            "--probe-timeout-ms",
+            &deadline.to_string(),
+        ],
         &[],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -102,8 +109,8 @@ fn encoders_lists_each_broken_plugin_with_its_reason_and_svtav1_available() {
     assert!(out.status.success(), "exit status {:?}", out.status);
     // The hang costs the 2 s deadline; everything else runs in parallel.
     assert!(
-        wall < Duration::from_millis(2500),
-        "encoders took {wall:?} with a 2000 ms probe deadline"
+        wall < Duration::from_millis(deadline + common::scaled_ms(500)),
+        "encoders took {wall:?} with a {deadline} ms probe deadline"
     );
     assert!(row(&stdout, "libs6_fixture_wrong_abi.so")
         .ends_with("unavailable: ABI version 999, this s6-edge speaks 1: rebuild the plugin"));
@@ -118,7 +125,9 @@ fn encoders_lists_each_broken_plugin_with_its_reason_and_svtav1_available() {
     let hang = row(&stdout, "libs6_fixture_hang_probe.so");
     assert!(hang.starts_with("hang-probe "), "{hang}");
     assert!(
-        hang.ends_with("unavailable: probe did not finish within 2000 ms: driver hung?"),
+        hang.ends_with(&format!(
+            "unavailable: probe did not finish within {deadline} ms: driver hung?"
+        )),
         "{hang}"
     );
     // dlopen's own message names the file and says what is wrong with it.
@@ -146,6 +155,7 @@ fn encoders_lists_each_broken_plugin_with_its_reason_and_svtav1_available() {
 fn encoders_json_is_an_array_of_reports() {
     let dir = broken_and_svtav1_dir();
     let d = dir.path().to_str().unwrap();
+    let deadline = common::scaled_ms(2000).to_string();
     let (out, _) = run(
         &[
             "encoders",
@@ -155,7 +165,7 @@ fn encoders_json_is_an_array_of_reports() {
             // 2 s, not less: probing SVT-AV1 for real takes about 1 s
             // when the suite runs under qemu-user (cross/build-aarch64.sh).
             "--probe-timeout-ms",
-            "2000",
+            &deadline,
             "--width",
             "320",
             "--height",
@@ -191,7 +201,7 @@ fn encoders_json_is_an_array_of_reports() {
     assert_eq!(hang["name"], "hang-probe");
     assert_eq!(
         hang["reason"],
-        "probe did not finish within 2000 ms: driver hung?"
+        format!("probe did not finish within {deadline} ms: driver hung?")
     );
     let no_entry = by_file("/libs6_fixture_no_entry.so");
     assert_eq!(
@@ -285,7 +295,7 @@ fn auto_picks_svtav1_and_says_why_each_hardware_backend_was_skipped() {
     std::env::remove_var("S6_EDGE_PLUGIN_PATH");
     let dirs = s6_edge::cli::PluginDirArgs {
         plugin_dirs: vec![dir.path().to_path_buf()],
-        probe_timeout_ms: 3000,
+        probe_timeout_ms: common::scaled_ms(3000),
     };
     let req = ProbeRequest::default();
     let (backend, reports) = plugin_host::select_backend(&dirs, "auto", &req).expect("auto");

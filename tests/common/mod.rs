@@ -111,6 +111,22 @@ pub fn our_command(exe: impl AsRef<OsStr>) -> Command {
     }
 }
 
+/// Environment variable: a whole-number factor for the tests' time limits
+/// (probe deadlines and the like). `cross/build-aarch64.sh` sets it for the
+/// run under qemu-user, where every process starts and computes several
+/// times slower; unset or invalid means 1.
+pub const TIME_SCALE_ENV: &str = "S6_EDGE_TEST_TIME_SCALE";
+
+/// `ms` multiplied by `$S6_EDGE_TEST_TIME_SCALE`.
+pub fn scaled_ms(ms: u64) -> u64 {
+    let scale = std::env::var(TIME_SCALE_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s >= 1)
+        .unwrap_or(1);
+    ms * scale
+}
+
 /// A `Command` for the s6-edge binary under test (see [`bin`]).
 pub fn s6_command() -> Command {
     Command::new(bin())
