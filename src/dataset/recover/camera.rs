@@ -141,7 +141,14 @@ pub fn inspect(
             fps_num: cam.fps_num,
             fps_den: cam.fps_den,
             codec: codec.to_string(),
-            created_unix_ns: file_mtime_ns(&mp4_path).unwrap_or(0),
+            // The video was last written when its last frame arrived: the
+            // episode began about one frame interval per frame earlier.
+            created_unix_ns: file_mtime_ns(&mp4_path).map_or(0, |end| {
+                let frames = mp4.as_ref().map_or(0, |s| s.samples.len() + rescued.len());
+                let span = frames as f64 * 1e9 * f64::from(cam.fps_den.max(1))
+                    / f64::from(cam.fps_num.max(1));
+                end.saturating_sub(span as u64)
+            }),
         },
         |i| i.header.clone(),
     );
