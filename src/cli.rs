@@ -36,6 +36,8 @@ pub enum Command {
     PerfStats(PerfStatsArgs),
     /// Play recorded episodes as decoded frames (sink, raw file, PNGs, digests).
     Replay(ReplayArgs),
+    /// Drive a running `record --control SOCKET`: start/stop/discard episodes, status.
+    Ctl(CtlArgs),
     /// Internal: probe one plugin in a child process and print the result as JSON.
     #[command(hide = true, name = "__probe-plugin")]
     ProbePlugin(ProbePluginArgs),
@@ -123,6 +125,16 @@ pub struct RecordArgs {
     /// Ring depth in frames per camera (the preallocated pool holds this many + 2).
     #[arg(long)]
     pub ring_frames: Option<u32>,
+    /// Listen on this Unix socket for episode commands (`s6-edge ctl`, or
+    /// one line per command: start [TASK] | stop | discard | status | quit).
+    /// Without --episodes/--episode-time, episodes then start only on `start`.
+    #[arg(long, value_name = "SOCKET")]
+    pub control: Option<PathBuf>,
+    /// Keep at least this much free space on the dataset's filesystem
+    /// (e.g. 500M, 2G): below it the current episode is finished and
+    /// recording pauses until space returns. Episodes are never deleted.
+    #[arg(long, value_name = "SIZE")]
+    pub min_free: Option<String>,
     /// On a dataset with unfinished episodes (a crash), run `s6-edge
     /// recover` on it first instead of refusing to record.
     #[arg(long)]
@@ -160,6 +172,38 @@ pub struct RecoverArgs {
     pub dry_run: bool,
     #[command(flatten)]
     pub plugins: PluginDirArgs,
+}
+
+/// `s6-edge ctl`.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// Control socket of a running `s6-edge record --control SOCKET`.
+    pub socket: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+    /// Seconds to wait for the reply (`stop` replies once episode.json is written).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0, global = true)]
+    pub timeout: f64,
+}
+
+/// Commands of `s6-edge ctl`.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Begin an episode.
+    Start {
+        /// Task text for this episode (default: the recorder's --task).
+        #[arg(long)]
+        task: Option<String>,
+    },
+    /// Finish the current episode cleanly (writes episode.json).
+    Stop,
+    /// End the current episode and delete it entirely.
+    Discard,
+    /// Print the recorder's state as JSON.
+    Status,
+    /// Finish the current episode and end the recorder.
+    Quit,
 }
 
 /// `s6-edge replay`.

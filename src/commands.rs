@@ -14,5 +14,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cameras(args) => crate::capture::cameras_command(args),
         Command::PerfStats(args) => crate::metrics::perf_stats::run(args),
         Command::Replay(args) => crate::replay::run(args),
+        Command::Ctl(args) => crate::ctl::run(args),
     }
 }

@@ -9,6 +9,7 @@ pub mod capture;
 pub mod cli;
 pub mod commands;
 pub mod convert;
+pub mod ctl;
 pub mod dataset;
 pub mod decode;
 pub mod exit;

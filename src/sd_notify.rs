@@ -8,16 +8,16 @@
 //! call is a cheap no-op that returns `Ok(false)`.
 //!
 //! The watchdog is tied to data actually flowing, not to the process merely
-//! being alive: capture threads call [`Watchdog::frame_flowed`] for every
-//! frame, and a supervisor thread calls [`Watchdog::tick`] about twice per
-//! `WatchdogSec=`; a tick sends `WATCHDOG=1` only when a frame arrived since
-//! the previous tick. A recorder whose cameras all stalled therefore stops
-//! petting the watchdog and systemd restarts it (`Restart=on-failure`).
+//! being alive: the recorder's monitor calls [`Watchdog::tick`] about twice
+//! per `WatchdogSec=` with its verdict on the cameras (every live camera
+//! delivered a frame recently), and a tick sends `WATCHDOG=1` only for a
+//! healthy verdict. A recorder with a stuck camera therefore stops petting
+//! the watchdog and systemd restarts it (`Restart=on-failure`).
 
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Environment variable naming the notification socket.
@@ -58,9 +58,14 @@ pub fn status(text: &str) -> io::Result<bool> {
 
 /// Sends `state` as one datagram to the notification socket `socket`: an
 /// absolute path, or `@name` for a Linux abstract socket.
+///
+/// Never blocks: when the receiver's queue is full (a service manager that
+/// stopped reading) the send fails with `WouldBlock` instead of stalling the
+/// recorder.
 pub fn notify_to(socket: &OsStr, state: &str) -> io::Result<()> {
     let addr = socket_addr(socket)?;
     let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
     let sent = sock.send_to_addr(state.as_bytes(), &addr)?;
     if sent != state.len() {
         return Err(io::Error::new(
@@ -132,20 +137,18 @@ fn parse_watchdog(usec: Option<&OsStr>, pid: Option<&OsStr>, my_pid: u32) -> Opt
     Some(Duration::from_micros(usec))
 }
 
-/// Pets the systemd watchdog only while frames keep flowing.
+/// Pets the systemd watchdog only while the recorder is healthy.
 ///
-/// Share it (e.g. in an `Arc`) between the capture threads, which call
-/// [`frame_flowed`](Self::frame_flowed), and one supervisor thread, which
-/// calls [`tick`](Self::tick) every [`tick_period`](Self::tick_period) or
-/// simply runs [`supervise`](Self::supervise).
+/// The health verdict comes from the caller (the recorder's monitor passes
+/// "every live camera delivered a frame recently", see
+/// `record::liveness`): [`tick`](Self::tick) sends `WATCHDOG=1` only for a
+/// healthy verdict, so a stuck camera lets `WatchdogSec=` expire.
 #[derive(Debug)]
 pub struct Watchdog {
     socket: OsString,
     interval: Duration,
-    /// Frames seen so far, by all capture threads together.
-    frames: AtomicU64,
-    /// `frames` at the previous tick.
-    frames_at_last_tick: AtomicU64,
+    /// The previous verdict, to log transitions once instead of every tick.
+    was_healthy: AtomicBool,
 }
 
 impl Watchdog {
@@ -162,8 +165,7 @@ impl Watchdog {
         Self {
             socket: socket.into(),
             interval,
-            frames: AtomicU64::new(0),
-            frames_at_last_tick: AtomicU64::new(0),
+            was_healthy: AtomicBool::new(true),
         }
     }
 
@@ -178,35 +180,44 @@ impl Watchdog {
         self.interval / 2
     }
 
-    /// Records that a frame arrived. One relaxed atomic add: cheap enough for
-    /// every frame of every capture thread.
-    pub fn frame_flowed(&self) {
-        self.frames.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Sends `WATCHDOG=1` if at least one frame flowed since the previous
-    /// tick. Returns whether it was sent.
-    pub fn tick(&self) -> io::Result<bool> {
-        let now = self.frames.load(Ordering::Relaxed);
-        let before = self.frames_at_last_tick.swap(now, Ordering::Relaxed);
-        if now == before {
-            log::warn!("watchdog: no frame since the last tick; not notifying systemd");
-            return Ok(false);
+    /// Sends `WATCHDOG=1` when `health` is `Ok`; otherwise sends nothing and
+    /// logs why (once per change). Returns whether it was sent.
+    pub fn tick<E: std::fmt::Display>(&self, health: Result<(), E>) -> io::Result<bool> {
+        match health {
+            Ok(()) => {
+                if !self.was_healthy.swap(true, Ordering::Relaxed) {
+                    log::info!("watchdog: frames flow again; notifying systemd again");
+                }
+                notify_to(&self.socket, "WATCHDOG=1")?;
+                Ok(true)
+            }
+            Err(why) => {
+                if self.was_healthy.swap(false, Ordering::Relaxed) {
+                    log::warn!(
+                        "watchdog: {why}; not notifying systemd (it restarts the service after {:.1} s)",
+                        self.interval.as_secs_f64()
+                    );
+                }
+                Ok(false)
+            }
         }
-        notify_to(&self.socket, "WATCHDOG=1")?;
-        Ok(true)
     }
 
-    /// Calls [`tick`](Self::tick) every [`tick_period`](Self::tick_period)
-    /// until `stop` becomes true (checked at least every 100 ms). Send errors
-    /// are logged, not fatal: the watchdog then fires, which is the point.
-    pub fn supervise(&self, stop: &AtomicBool) {
+    /// Calls [`tick`](Self::tick) with `check()` every
+    /// [`tick_period`](Self::tick_period) until `stop` becomes true (checked
+    /// at least every 100 ms). Send errors are logged, not fatal: the
+    /// watchdog then fires, which is the point.
+    pub fn supervise<E: std::fmt::Display>(
+        &self,
+        stop: &AtomicBool,
+        mut check: impl FnMut() -> Result<(), E>,
+    ) {
         let step = self.tick_period().min(Duration::from_millis(100));
         let mut next = Instant::now() + self.tick_period();
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if now >= next {
-                if let Err(e) = self.tick() {
+                if let Err(e) = self.tick(check()) {
                     log::warn!("watchdog: cannot notify systemd: {e}");
                 }
                 next = now + self.tick_period();
@@ -267,6 +278,17 @@ mod tests {
     }
 
     #[test]
+    fn a_full_receiver_queue_fails_instead_of_blocking() {
+        let (_dir, path, _sock) = listener();
+        let started = Instant::now();
+        let err = (0..100_000)
+            .find_map(|_| notify_to(path.as_os_str(), "WATCHDOG=1").err())
+            .expect("the queue of a socket nobody reads fills up");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
     fn rejects_relative_socket_names_and_reports_missing_sockets() {
         let err = notify_to(OsStr::new("relative.sock"), "READY=1").unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
@@ -293,56 +315,51 @@ mod tests {
     }
 
     #[test]
-    fn watchdog_is_petted_only_while_frames_flow() {
+    fn watchdog_is_petted_only_while_healthy() {
         let (_dir, path, sock) = listener();
         let wd = Watchdog::new(path.as_os_str(), Duration::from_secs(10));
         assert_eq!(wd.tick_period(), Duration::from_secs(5));
 
-        // No frame yet: silence.
-        assert!(!wd.tick().expect("tick"));
-        assert!(nothing_pending(&sock));
-
-        // Frames from several capture threads: exactly one WATCHDOG=1 per tick.
-        let wd = Arc::new(wd);
-        let threads: Vec<_> = (0..3)
-            .map(|_| {
-                let wd = Arc::clone(&wd);
-                std::thread::spawn(move || (0..100).for_each(|_| wd.frame_flowed()))
-            })
-            .collect();
-        threads
-            .into_iter()
-            .for_each(|t| t.join().expect("capture thread"));
-        assert!(wd.tick().expect("tick"));
+        assert!(wd.tick(Ok::<(), String>(())).expect("tick"));
         assert_eq!(recv(&sock), "WATCHDOG=1");
         assert!(nothing_pending(&sock));
 
-        // Capture stalled since the last tick: no notification.
-        assert!(!wd.tick().expect("tick"));
+        // A stalled camera: silence, however often it ticks.
+        for _ in 0..3 {
+            assert!(!wd.tick(Err("camera a: no frame for 2.0 s")).expect("tick"));
+        }
         assert!(nothing_pending(&sock));
 
         // Flowing again: petted again.
-        wd.frame_flowed();
-        assert!(wd.tick().expect("tick"));
+        assert!(wd.tick(Ok::<(), String>(())).expect("tick"));
         assert_eq!(recv(&sock), "WATCHDOG=1");
     }
 
     #[test]
-    fn supervise_ticks_while_frames_flow_and_stops_on_request() {
+    fn supervise_ticks_while_healthy_and_stops_on_request() {
         let (_dir, path, sock) = listener();
         let wd = Arc::new(Watchdog::new(path.as_os_str(), Duration::from_millis(100)));
         let stop = Arc::new(AtomicBool::new(false));
+        let healthy = Arc::new(AtomicBool::new(true));
         let supervisor = {
-            let (wd, stop) = (Arc::clone(&wd), Arc::clone(&stop));
-            std::thread::spawn(move || wd.supervise(&stop))
+            let (wd, stop, healthy) = (Arc::clone(&wd), Arc::clone(&stop), Arc::clone(&healthy));
+            std::thread::spawn(move || {
+                wd.supervise(&stop, || {
+                    if healthy.load(Ordering::Relaxed) {
+                        Ok(())
+                    } else {
+                        Err("stalled")
+                    }
+                })
+            })
         };
-        // Frames flow for a while: the supervisor pets the watchdog.
-        let until = Instant::now() + Duration::from_millis(400);
-        while Instant::now() < until {
-            wd.frame_flowed();
-            std::thread::sleep(Duration::from_millis(5));
-        }
         assert_eq!(recv(&sock), "WATCHDOG=1");
+        assert_eq!(recv(&sock), "WATCHDOG=1");
+        healthy.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(120));
+        while !nothing_pending(&sock) {}
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(nothing_pending(&sock), "no ping while unhealthy");
         stop.store(true, Ordering::Relaxed);
         supervisor.join().expect("supervisor");
     }

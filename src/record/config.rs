@@ -62,6 +62,10 @@ pub struct RecordFile {
     pub log_dir: Option<PathBuf>,
     /// Extra plugin directories.
     pub plugin_dirs: Option<Vec<PathBuf>>,
+    /// Episode control socket.
+    pub control: Option<PathBuf>,
+    /// Free space to keep on the dataset filesystem (`500M`, `2G`).
+    pub min_free: Option<String>,
     /// Cameras (used when no `-i` is given).
     #[serde(default, rename = "camera")]
     pub cameras: Vec<CameraEntry>,
@@ -112,6 +116,10 @@ pub struct RecordConfig {
     pub recover: bool,
     /// Plugin search options.
     pub plugins: PluginDirArgs,
+    /// Episode control socket (`--control`): episodes start on command.
+    pub control: Option<PathBuf>,
+    /// Free bytes to keep on the dataset filesystem (`--min-free`).
+    pub min_free: Option<u64>,
 }
 
 fn positive_seconds(name: &str, v: Option<f64>) -> anyhow::Result<Option<f64>> {
@@ -231,6 +239,12 @@ pub fn resolve(args: &RecordArgs) -> anyhow::Result<RecordConfig> {
             .or(file.log_dir)
             .unwrap_or_else(|| PathBuf::from("logs"))
     });
+    let min_free = match args.min_free.as_deref().or(file.min_free.as_deref()) {
+        Some(text) => Some(
+            super::disk_guard::parse_size(text).map_err(|e| usage(format!("--min-free: {e}")))?,
+        ),
+        None => None,
+    };
     let mut plugins = args.plugins.clone();
     if plugins.plugin_dirs.is_empty() {
         plugins.plugin_dirs = file.plugin_dirs.unwrap_or_default();
@@ -253,5 +267,7 @@ pub fn resolve(args: &RecordArgs) -> anyhow::Result<RecordConfig> {
         log_dir,
         recover: args.recover || file.recover.unwrap_or(false),
         plugins,
+        control: args.control.clone().or(file.control),
+        min_free,
     })
 }

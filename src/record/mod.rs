@@ -7,11 +7,16 @@
 pub mod capture_thread;
 pub mod config;
 pub mod control;
+pub mod control_socket;
+pub mod disk_guard;
 pub mod encode_thread;
+pub mod liveness;
+pub mod monitor;
 pub mod output_path;
 pub mod pool;
 pub mod recorder;
 pub mod signals;
+pub mod status;
 
 /// Runs `s6-edge record`.
 pub fn run(args: crate::cli::RecordArgs) -> anyhow::Result<std::process::ExitCode> {

@@ -4,8 +4,13 @@
 use super::capture_thread::{CaptureReport, CaptureThread};
 use super::config::RecordConfig;
 use super::control::Control;
+use super::control_socket::{error_reply, Command, ControlServer, Request};
+use super::disk_guard::DiskGuard;
 use super::encode_thread::{now_unix_ns, EncodeThread, EncoderEvent, EncoderReport};
+use super::liveness::Liveness;
+use super::monitor::{Health, Monitor};
 use super::pool::frame_ring;
+use super::status::{CameraView, RecState, StatusBoard};
 use crate::capture::{CameraSpec, CaptureSource};
 use crate::dataset::layout::Dataset;
 use crate::dataset::meta::{
@@ -16,6 +21,7 @@ use crate::metrics::trace::TraceBuffer;
 use crate::metrics::{self, CameraCounters, CameraMetrics, EpisodeMetrics, RunMetrics};
 use crate::plugin_host::{self, ProbeRequest};
 use anyhow::Context;
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -140,7 +146,16 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
     }
     log::info!("dataset: {}", config.output.display());
 
-    // 4. Start the camera threads.
+    // 4. Start the camera threads, each stamping its frames into the
+    //    liveness record that the systemd watchdog and `status` read.
+    let watchdog = crate::sd_notify::Watchdog::from_env();
+    let silence_allowed = watchdog
+        .as_ref()
+        .map_or(Duration::from_secs(2), |w| w.tick_period());
+    let liveness = Liveness::new(sources.iter().map(|(spec, src)| {
+        let frame = Duration::from_nanos(src.format().frame_interval_ns());
+        (spec.name.clone(), silence_allowed.max(3 * frame))
+    }));
     let control = Arc::new(Control::default());
     let stop_requests = super::signals::install(control.clone())?;
     let (events_tx, events_rx) = mpsc::channel::<EncoderEvent>();
@@ -183,7 +198,7 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
             ring: capture_end,
             control: control.clone(),
             counters: counters.clone(),
-            on_frame: None,
+            on_frame: Some(liveness.feeder(i)),
             trace: TraceBuffer::new(
                 origin,
                 &spec.name,
@@ -197,7 +212,14 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
         };
         let capture_handle = std::thread::Builder::new()
             .name(format!("cap-{}", spec.name))
-            .spawn(move || capture.run())
+            .spawn({
+                let liveness = Arc::clone(&liveness);
+                move || {
+                    let report = capture.run();
+                    liveness.ended(i, report.error.is_some());
+                    report
+                }
+            })
             .context("cannot start a capture thread")?;
         cameras.push(Camera {
             name: spec.name.clone(),
@@ -212,7 +234,49 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
     }
     drop(events_tx);
 
-    // 5. The episode schedule.
+    // 5. Health (frame flow, disk space, watchdog), the status board and
+    //    the control socket; then tell systemd we are up.
+    let monitor = Monitor::start(
+        Arc::clone(&liveness),
+        config
+            .min_free
+            .map(|min| DiskGuard::new(&config.output, min)),
+        watchdog,
+    )?;
+    let board = StatusBoard::new(
+        cameras
+            .iter()
+            .map(|c| CameraView {
+                name: c.name.clone(),
+                counters: Arc::clone(&c.counters),
+                ring: Arc::clone(&c.ring_stats),
+            })
+            .collect(),
+        Arc::clone(monitor.health()),
+    );
+    let (control_server, commands) = match &config.control {
+        Some(path) => {
+            let (server, rx) = ControlServer::start(path, Arc::clone(&board))?;
+            (Some(server), Some(rx))
+        }
+        None => (None, None),
+    };
+    if let Some(why) = monitor.health().disk_low() {
+        log::error!(
+            "{why} on {}: recording stays paused until space is freed (--min-free)",
+            config.output.display()
+        );
+    }
+    let ready = format!(
+        "READY=1\nSTATUS={} camera(s) into {}",
+        cameras.len(),
+        config.output.display()
+    );
+    if let Err(e) = crate::sd_notify::notify(&ready) {
+        log::warn!("sd_notify READY=1: {e}");
+    }
+
+    // 6. The episode schedule: on its own, or driven by the control socket.
     let mut schedule = Schedule {
         config: &config,
         dataset: &dataset,
@@ -223,31 +287,47 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
         early_done: Vec::new(),
         episode_metrics: Vec::new(),
         failures: Vec::new(),
+        board: &board,
+        health: monitor.health(),
+        commands,
+        auto: config.control.is_none()
+            || config.episodes.is_some()
+            || config.episode_time.is_some(),
+        resume: None,
+        quit: false,
     };
     let mut recorded = 0u32;
+    let mut not_before = None;
     loop {
-        if stop_requests.count() > 0 || schedule.all_closed(&cameras) {
+        if stop_requests.count() > 0
+            || schedule.quit
+            || schedule.all_closed(&cameras)
+            || config.episodes.is_some_and(|n| recorded >= n)
+        {
             break;
         }
-        schedule.run_episode(&mut cameras)?;
-        recorded += 1;
+        let Some(start) = schedule.wait_for_start(&mut cameras, &stop_requests, not_before) else {
+            break;
+        };
+        let end = schedule.run_episode(&mut cameras, start)?;
+        recorded += u32::from(end.completed);
         if config.episodes.is_some_and(|n| recorded >= n)
             || stop_requests.count() > 0
+            || schedule.quit
             || schedule.all_closed(&cameras)
         {
             break;
         }
-        if config.reset_time > 0.0 {
+        not_before = (schedule.auto && config.reset_time > 0.0).then(|| {
             log::info!("reset: {:.1} s before the next episode", config.reset_time);
-            schedule.sleep_unless_stopped(
-                Duration::from_secs_f64(config.reset_time),
-                &stop_requests,
-                &mut cameras,
-            );
-        }
+            Instant::now() + Duration::from_secs_f64(config.reset_time)
+        });
     }
 
-    // 6. Shut down and collect reports.
+    // 7. Shut down and collect reports.
+    monitor.health().shutting_down();
+    schedule.answer_pending_commands();
+    drop(control_server);
     control.stop();
     let mut run_metrics = RunMetrics {
         s6_edge_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -341,9 +421,141 @@ struct Schedule<'a> {
     early_done: Vec<super::encode_thread::EpisodeDone>,
     episode_metrics: Vec<EpisodeMetrics>,
     failures: Vec<String>,
+    /// Published state (`status`, systemd `STATUS=`).
+    board: &'a StatusBoard,
+    /// Frame flow and disk space.
+    health: &'a Health,
+    /// Commands from the control socket (`--control`), if it listens.
+    commands: Option<Receiver<Request>>,
+    /// Episodes follow the schedule on their own (no `--control`, or
+    /// `--control` with `--episodes`/`--episode-time`); otherwise they start
+    /// only on `start`.
+    auto: bool,
+    /// Command-driven mode: the task of an episode cut short by the disk
+    /// guard, to be resumed (as a new episode) when space returns.
+    resume: Option<Option<String>>,
+    /// A `quit` command arrived.
+    quit: bool,
+}
+
+/// What starts an episode.
+struct Start {
+    /// Task text stored in `episode.json`.
+    task: Option<String>,
+    /// The `start` command to answer once recording runs.
+    request: Option<Request>,
+}
+
+/// Why an episode ended.
+enum EndReason {
+    /// `--episode-time` elapsed.
+    Deadline,
+    /// A signal, or every camera closed.
+    Shutdown,
+    /// Free space fell below `--min-free`.
+    DiskLow(String),
+    /// `stop`, `discard` or `quit` from the control socket.
+    Command(Request),
+}
+
+/// How an episode went.
+struct EpisodeEnd {
+    /// `episode.json` was written.
+    completed: bool,
 }
 
 impl Schedule<'_> {
+    /// The next command from the control socket, if one is waiting.
+    fn next_command(&self) -> Option<Request> {
+        self.commands.as_ref().and_then(|rx| rx.try_recv().ok())
+    }
+
+    /// Answers commands that arrived while shutting down.
+    fn answer_pending_commands(&self) {
+        while let Some(req) = self.next_command() {
+            req.answer(error_reply("the recorder is shutting down"));
+        }
+    }
+
+    /// Waits until an episode should start: on its own schedule (at
+    /// `not_before`, after the reset time) when the schedule runs on its
+    /// own; on `start`, or to resume an episode the disk guard cut, when
+    /// command-driven. Never while the disk guard says the disk is too
+    /// full (state paused); otherwise the state is idle meanwhile.
+    /// `None`: shut down instead.
+    fn wait_for_start(
+        &mut self,
+        cameras: &mut [Camera],
+        stops: &super::signals::StopRequests,
+        not_before: Option<Instant>,
+    ) -> Option<Start> {
+        let mut next_sample = Instant::now();
+        loop {
+            if stops.count() > 0
+                || self.quit
+                || self.control.get().stopping()
+                || self.all_closed(cameras)
+            {
+                return None;
+            }
+            let low = self.health.disk_low();
+            match &low {
+                Some(why) => {
+                    let task = self.resume.as_ref().and_then(|t| t.as_deref());
+                    self.board.set(RecState::Paused, None, task, Some(why));
+                }
+                None if self.auto && not_before.is_none_or(|t| Instant::now() >= t) => {
+                    return Some(Start {
+                        task: self.config.task.clone(),
+                        request: None,
+                    });
+                }
+                None => {
+                    if let Some(task) = self.resume.take() {
+                        log::info!("disk: space is back; resuming recording with a new episode");
+                        return Some(Start {
+                            task,
+                            request: None,
+                        });
+                    }
+                    self.board.set(RecState::Idle, None, None, None);
+                }
+            }
+            if let Some(req) = self.next_command() {
+                match (&req.command, &low) {
+                    (Command::Start { task }, None) => {
+                        return Some(Start {
+                            task: task.clone().or_else(|| self.config.task.clone()),
+                            request: Some(req),
+                        });
+                    }
+                    (Command::Start { .. }, Some(why)) => req.answer(error_reply(format!(
+                        "paused: {why}; start again once space is freed"
+                    ))),
+                    (Command::Stop | Command::Discard, _) if self.resume.is_some() => {
+                        self.resume = None;
+                        req.answer(json!({ "ok": true, "episode": null,
+                            "note": "the episode cut by the disk guard was already finished; it will not resume" }));
+                    }
+                    (Command::Stop | Command::Discard, _) => {
+                        req.answer(error_reply("not recording: no episode to end"))
+                    }
+                    (Command::Quit, _) => {
+                        self.quit = true;
+                        req.answer(json!({ "ok": true, "episode": null }));
+                        return None;
+                    }
+                }
+            }
+            if Instant::now() >= next_sample {
+                self.sample_backlog(cameras);
+                next_sample += Duration::from_secs(1);
+            }
+            self.drain_events();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn all_closed(&self, cameras: &[Camera]) -> bool {
         cameras.iter().all(|c| self.closed.contains_key(&c.name))
     }
@@ -372,30 +584,21 @@ impl Schedule<'_> {
         }
     }
 
-    fn sleep_unless_stopped(
-        &mut self,
-        total: Duration,
-        stops: &super::signals::StopRequests,
-        cameras: &mut [Camera],
-    ) {
-        let end = Instant::now() + total;
-        let mut next_sample = Instant::now();
-        while Instant::now() < end && stops.count() == 0 && !self.all_closed(cameras) {
-            if Instant::now() >= next_sample {
-                self.sample_backlog(cameras);
-                next_sample += Duration::from_secs(1);
+    /// Records one episode and writes its `episode.json` (or, on
+    /// `discard`, removes it), then answers the commands that started and
+    /// ended it.
+    fn run_episode(&mut self, cameras: &mut [Camera], start: Start) -> anyhow::Result<EpisodeEnd> {
+        let episode = match self.dataset.new_episode() {
+            Ok(e) => e,
+            Err(e) => {
+                if let Some(req) = start.request {
+                    req.answer(error_reply(format!("{e:#}")));
+                }
+                return Err(e);
             }
-            self.drain_events();
-            std::thread::sleep(
-                Duration::from_millis(10).min(end.saturating_duration_since(Instant::now())),
-            );
-        }
-    }
-
-    /// Records one episode and writes its `episode.json`.
-    fn run_episode(&mut self, cameras: &mut [Camera]) -> anyhow::Result<()> {
-        let episode = self.dataset.new_episode()?;
+        };
         let index = episode.index;
+        let task = start.task;
         let started_unix_ns = now_unix_ns();
         log::info!(
             "episode {index}: recording{}",
@@ -405,18 +608,41 @@ impl Schedule<'_> {
                 .unwrap_or_default()
         );
         self.control.start_episode(index);
+        self.board
+            .set(RecState::Recording, Some(index), task.as_deref(), None);
+        if let Some(req) = start.request {
+            req.answer(json!({ "ok": true, "episode": index, "task": task }));
+        }
         let started = Instant::now();
         let deadline = self
             .config
             .episode_time
             .map(|t| started + Duration::from_secs_f64(t));
         let mut next_sample = Instant::now();
-        loop {
-            if self.control.get().stopping()
-                || deadline.is_some_and(|d| Instant::now() >= d)
-                || self.all_closed(cameras)
-            {
-                break;
+        let reason = loop {
+            if self.control.get().stopping() || self.all_closed(cameras) {
+                self.health.shutting_down();
+                break EndReason::Shutdown;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break EndReason::Deadline;
+            }
+            if let Some(why) = self.health.disk_low() {
+                log::warn!("episode {index}: {why}: finishing the episode and pausing");
+                break EndReason::DiskLow(why);
+            }
+            if let Some(req) = self.next_command() {
+                match req.command {
+                    Command::Start { .. } => req.answer(error_reply(format!(
+                        "already recording episode {index}: stop or discard it first"
+                    ))),
+                    Command::Quit => {
+                        self.quit = true;
+                        self.health.shutting_down();
+                        break EndReason::Command(req);
+                    }
+                    Command::Stop | Command::Discard => break EndReason::Command(req),
+                }
             }
             if Instant::now() >= next_sample {
                 self.sample_backlog(cameras);
@@ -428,10 +654,16 @@ impl Schedule<'_> {
                     .min(Duration::from_millis(10))
             });
             std::thread::sleep(nap);
-        }
+        };
         let ended = Instant::now();
         let ended_unix_ns = now_unix_ns();
         self.control.end_episode();
+        let why = match &reason {
+            EndReason::DiskLow(why) => Some(why.as_str()),
+            _ => None,
+        };
+        self.board
+            .set(RecState::Draining, Some(index), task.as_deref(), why);
 
         // Wait for every live camera to finish its MP4 and index.
         let mut done = BTreeMap::new();
@@ -487,21 +719,60 @@ impl Schedule<'_> {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        let request = match reason {
+            EndReason::Command(req) => Some(req),
+            EndReason::DiskLow(_) => {
+                if !self.auto {
+                    self.resume = Some(task.clone());
+                }
+                None
+            }
+            EndReason::Deadline | EndReason::Shutdown => None,
+        };
+        let discard = request
+            .as_ref()
+            .is_some_and(|r| r.command == Command::Discard);
         let total_frames: u64 = done.values().map(|d| d.frames).sum();
+        let not_completed = EpisodeEnd { completed: false };
+        if discard {
+            // Camera errors do not matter here: the episode is unwanted.
+            let removed = std::fs::remove_dir_all(&episode.dir)
+                .with_context(|| {
+                    format!("cannot remove discarded episode {}", episode.dir.display())
+                })
+                .and_then(|()| crate::dataset::layout::sync_dir(&self.dataset.episodes_dir()));
+            if let Some(req) = request {
+                req.answer(match &removed {
+                    Ok(()) => json!({ "ok": true, "episode": index, "discarded": true }),
+                    Err(e) => error_reply(format!("{e:#}")),
+                });
+            }
+            removed?;
+            log::info!("episode {index}: discarded ({total_frames} frames deleted)");
+            return Ok(not_completed);
+        }
         if total_frames == 0 && errors.is_empty() {
             log::info!("episode {index}: no frame was recorded; removing the empty episode");
-            std::fs::remove_dir_all(&episode.dir).with_context(|| {
-                format!("cannot remove empty episode {}", episode.dir.display())
-            })?;
-            return Ok(());
+            let removed = std::fs::remove_dir_all(&episode.dir)
+                .with_context(|| format!("cannot remove empty episode {}", episode.dir.display()));
+            if let Some(req) = request {
+                req.answer(json!({ "ok": true, "episode": index, "complete": false,
+                    "note": "no frame was recorded; the empty episode was removed" }));
+            }
+            removed?;
+            return Ok(not_completed);
         }
         if !errors.is_empty() {
             self.failures.extend(errors.iter().cloned());
-            log::error!(
+            let why = format!(
                 "episode {index} is left unfinished (no episode.json): {}",
                 errors.join("; ")
             );
-            return Ok(());
+            log::error!("{why}");
+            if let Some(req) = request {
+                req.answer(error_reply(why));
+            }
+            return Ok(not_completed);
         }
         // A second stop signal skipped this episode's queued frames: what was
         // written is consistent, but the episode ends before its schedule.
@@ -513,7 +784,7 @@ impl Schedule<'_> {
         let meta = EpisodeMeta {
             index,
             status,
-            task: self.config.task.clone(),
+            task,
             started_unix_ns,
             ended_unix_ns,
             recovery: None,
@@ -534,7 +805,12 @@ impl Schedule<'_> {
                 })
                 .collect(),
         };
-        crate::dataset::layout::write_episode_meta_atomic(&episode.dir, &meta)?;
+        if let Err(e) = crate::dataset::layout::write_episode_meta_atomic(&episode.dir, &meta) {
+            if let Some(req) = request {
+                req.answer(error_reply(format!("{e:#}")));
+            }
+            return Err(e);
+        }
         let finish_latency_ms = ended.elapsed().as_secs_f64() * 1e3;
         log::info!(
             "episode {index}: {}, {total_frames} frames; finished {finish_latency_ms:.1} ms after its end",
@@ -545,7 +821,17 @@ impl Schedule<'_> {
             finish_latency_ms,
             duration_s: ended.duration_since(started).as_secs_f64(),
         });
-        Ok(())
+        self.board.episode_completed();
+        if let Some(req) = request {
+            let frames: BTreeMap<&str, u64> = meta
+                .cameras
+                .iter()
+                .map(|(name, c)| (name.as_str(), c.frames))
+                .collect();
+            req.answer(json!({ "ok": true, "episode": index, "complete": true,
+                "status": meta.status, "frames": frames }));
+        }
+        Ok(EpisodeEnd { completed: true })
     }
 }
 

@@ -1,0 +1,689 @@
+//! Running on a robot: the systemd notify protocol with a data-flow
+//! watchdog, episode control through `record --control` + `s6-edge ctl`, and
+//! the `--min-free` disk guard. Everything runs the real binary against real
+//! peers: a datagram socket standing in for systemd, a `gst-launch-1.0` RTP
+//! sender that is killed to stall a camera, a size-limited tmpfs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A recorder running in the background; killed if the test ends early.
+struct Recorder {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Recorder {
+    fn spawn(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Recorder {
+        let file = std::fs::File::create(log).unwrap();
+        let child = s6_command()
+            .arg("record")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("start s6-edge record");
+        Recorder {
+            child,
+            log: log.to_path_buf(),
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for the exit status (panics after `limit`).
+    fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let until = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() >= until {
+                panic!("recorder did not exit within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn sigint(&self) {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGINT,
+        )
+        .unwrap();
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if self.alive() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `s6-edge ctl SOCKET ARGS...`: (exit success, reply JSON).
+fn ctl(socket: &Path, args: &[&str]) -> (bool, Value) {
+    let out = s6_command()
+        .arg("ctl")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run s6-edge ctl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let reply: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        dump("ctl", &out);
+        panic!("ctl {args:?}: reply is not JSON ({e}): {stdout:?}")
+    });
+    assert_eq!(
+        out.status.success(),
+        reply["ok"] == Value::Bool(true),
+        "exit status follows the reply's ok: {reply}"
+    );
+    (out.status.success(), reply)
+}
+
+/// `ctl` that must succeed.
+fn ctl_ok(socket: &Path, args: &[&str]) -> Value {
+    let (ok, reply) = ctl(socket, args);
+    assert!(ok, "ctl {args:?} failed: {reply}");
+    reply
+}
+
+/// Waits until the control socket accepts connections (cameras opened,
+/// encoder probed, dataset created).
+fn wait_for_socket(rec: &mut Recorder, socket: &Path) {
+    let until = Instant::now() + Duration::from_secs(60);
+    while UnixStream::connect(socket).is_err() {
+        assert!(rec.alive(), "recorder exited early:\n{}", rec.log());
+        assert!(
+            Instant::now() < until,
+            "no control socket after 60 s:\n{}",
+            rec.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `status` until `pred` holds (panics after `limit`); returns it.
+fn wait_status(
+    rec: &mut Recorder,
+    socket: &Path,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let until = Instant::now() + limit;
+    loop {
+        let s = ctl_ok(socket, &["status"]);
+        if pred(&s) {
+            return s;
+        }
+        assert!(rec.alive(), "recorder exited early:\n{}", rec.log());
+        assert!(
+            Instant::now() < until,
+            "{what}: not reached within {limit:?}; last status {s}\n{}",
+            rec.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every file under `dir`, relative, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if p.is_dir() {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut v = Vec::new();
+    walk(dir, dir, &mut v);
+    v.sort();
+    v
+}
+
+const SMALL: &str = "synthetic#width=160,height=120,fps=15";
+
+#[test]
+fn ctl_start_stop_discard_status_drive_episodes_of_a_running_recorder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    let sock = tmp.path().join("control.sock");
+    let mut rec = Recorder::spawn(
+        &[
+            "-i",
+            SMALL,
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+            "--task",
+            "default task",
+            "--control",
+            sock.to_str().unwrap(),
+        ],
+        &tmp.path().join("record.log"),
+        &[],
+    );
+    wait_for_socket(&mut rec, &sock);
+
+    // Command-driven: nothing is recorded before `start`, but the camera runs.
+    let s = wait_status(
+        &mut rec,
+        &sock,
+        Duration::from_secs(10),
+        "camera rate",
+        |s| s["cameras"]["cam0"]["fps"].as_f64().unwrap_or(0.0) > 10.0,
+    );
+    assert_eq!(s["state"], "idle", "{s}");
+    assert_eq!(s["episode"], Value::Null);
+    assert_eq!(s["episodes_completed"], 0);
+    assert_eq!(
+        s["cameras"]["cam0"]["captured"], 0,
+        "no frame outside episodes: {s}"
+    );
+    assert!(episode_dirs(&ds).is_empty());
+
+    // Idle: stop and discard have nothing to end.
+    for cmd in ["stop", "discard"] {
+        let (ok, r) = ctl(&sock, &[cmd]);
+        assert!(
+            !ok && r["error"].as_str().unwrap().contains("not recording"),
+            "{r}"
+        );
+    }
+
+    // Episode 0: start with a task, status while recording, stop.
+    let r = ctl_ok(&sock, &["start", "--task", "pick the red cube"]);
+    assert_eq!(
+        (r["episode"].as_u64(), r["task"].as_str()),
+        (Some(0), Some("pick the red cube"))
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let s = ctl_ok(&sock, &["status"]);
+    assert_eq!(
+        (s["state"].as_str(), s["episode"].as_u64()),
+        (Some("recording"), Some(0)),
+        "{s}"
+    );
+    assert_eq!(s["task"], "pick the red cube");
+    let cam = &s["cameras"]["cam0"];
+    assert!(cam["fps"].as_f64().unwrap() > 10.0, "{s}");
+    assert!(cam["captured"].as_u64().unwrap() >= 15, "{s}");
+    assert_eq!(cam["drops"], 0);
+    assert!(cam["backlog"].as_u64().is_some(), "{s}");
+    let (ok, r) = ctl(&sock, &["start"]);
+    assert!(
+        !ok && r["error"]
+            .as_str()
+            .unwrap()
+            .contains("already recording episode 0"),
+        "{r}"
+    );
+    let r = ctl_ok(&sock, &["stop"]);
+    assert_eq!(
+        (r["episode"].as_u64(), r["complete"].as_bool()),
+        (Some(0), Some(true)),
+        "{r}"
+    );
+    let frames0 = r["frames"]["cam0"].as_u64().unwrap();
+    assert!(frames0 >= 20, "1.5 s at 15 fps: {r}");
+    // `stop` answers once episode.json is on disk.
+    let ep0 = ds.join("episodes/000000");
+    let meta = json(&ep0.join("episode.json"));
+    assert_eq!(meta["status"], "complete");
+    assert_eq!(meta["task"], "pick the red cube");
+    assert_eq!(meta["cameras"]["cam0"]["frames"].as_u64(), Some(frames0));
+    assert_eq!(ffprobe_frames(&ep0.join("cam0.mp4")), frames0);
+
+    // Episode 1: started, then discarded: nothing of it is left anywhere.
+    let before = tree(&ds);
+    let r = ctl_ok(&sock, &["start"]);
+    assert_eq!(r["episode"], 1);
+    assert_eq!(r["task"], "default task", "--task is the default: {r}");
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(ds.join("episodes/000001/cam0.mp4").exists());
+    let r = ctl_ok(&sock, &["discard"]);
+    assert_eq!(
+        (r["episode"].as_u64(), r["discarded"].as_bool()),
+        (Some(1), Some(true)),
+        "{r}"
+    );
+    assert_eq!(
+        tree(&ds),
+        before,
+        "a discarded episode leaves nothing behind"
+    );
+
+    // The raw line protocol, several commands on one connection.
+    let mut conn = UnixStream::connect(&sock).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut lines = BufReader::new(conn.try_clone().unwrap()).lines();
+    let mut say = |line: &str| -> Value {
+        conn.write_all(format!("{line}\n").as_bytes()).unwrap();
+        serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap()
+    };
+    let r = say("bogus");
+    assert!(
+        r["ok"] == false && r["error"].as_str().unwrap().contains("unknown command"),
+        "{r}"
+    );
+    let r = say("start place it on the shelf");
+    assert_eq!(
+        (r["ok"].as_bool(), r["episode"].as_u64()),
+        (Some(true), Some(1)),
+        "{r}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let r = say("status");
+    assert_eq!(
+        (r["state"].as_str(), r["episode"].as_u64()),
+        (Some("recording"), Some(1)),
+        "{r}"
+    );
+    let r = say("stop");
+    assert_eq!(
+        (r["ok"].as_bool(), r["complete"].as_bool()),
+        (Some(true), Some(true)),
+        "{r}"
+    );
+    let r = say("status");
+    assert_eq!(
+        (r["state"].as_str(), r["episodes_completed"].as_u64()),
+        (Some("idle"), Some(2)),
+        "{r}"
+    );
+
+    // quit ends the recorder cleanly and removes the socket.
+    let r = ctl_ok(&sock, &["quit"]);
+    assert_eq!(r["ok"], true);
+    let status = rec.wait(Duration::from_secs(30));
+    assert!(status.success(), "{}", rec.log());
+    assert!(!sock.exists(), "control socket removed on exit");
+    let meta1 = json(&ds.join("episodes/000001/episode.json"));
+    assert_eq!(meta1["task"], "place it on the shelf");
+    assert_eq!(episode_dirs(&ds).len(), 2);
+    let verify = s6(&["verify", ds.to_str().unwrap()]);
+    dump("verify", &verify);
+    assert!(verify.status.success());
+
+    // The client on a dead socket: a clear error, exit 1.
+    let out = s6(&["ctl", sock.to_str().unwrap(), "status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is `s6-edge record --control"));
+}
+
+#[test]
+fn sd_notify_ready_then_watchdog_only_while_every_camera_delivers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    let notify_path = tmp.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+
+    // Camera "net": RTP/JPEG from a real gst-launch-1.0 sender, killed later
+    // to stall that camera while camera "syn" keeps delivering.
+    let port = 21000 + (std::process::id() % 20000) as u16;
+    let mut sender = Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "is-live=true",
+            "!",
+            "video/x-raw,format=I420,width=160,height=120,framerate=15/1",
+            "!",
+            "jpegenc",
+            "!",
+            "rtpjpegpay",
+            "!",
+            "udpsink",
+            "host=127.0.0.1",
+            &format!("port={port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start gst-launch-1.0 sender");
+    let net = format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15");
+    let mut rec = Recorder::spawn(
+        &[
+            "-i",
+            "synthetic#name=syn,width=160,height=120,fps=15",
+            "-i",
+            &net,
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+            "--episode-time",
+            "60",
+        ],
+        &tmp.path().join("record.log"),
+        &[
+            ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+
+    // Datagrams received, with the time they arrived.
+    let mut got: Vec<(Instant, String)> = Vec::new();
+    let collect = |until: Instant, got: &mut Vec<(Instant, String)>| {
+        let mut buf = [0u8; 4096];
+        while Instant::now() < until {
+            if let Ok(n) = notify.recv(&mut buf) {
+                got.push((
+                    Instant::now(),
+                    String::from_utf8_lossy(&buf[..n]).into_owned(),
+                ));
+            }
+        }
+    };
+    let pings = |got: &[(Instant, String)], from: Instant| {
+        got.iter()
+            .filter(|(t, m)| *t >= from && m == "WATCHDOG=1")
+            .count()
+    };
+
+    // READY=1 (with a STATUS=) once cameras are open and the encoder probed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !got.iter().any(|(_, m)| m.contains("READY=1")) {
+        assert!(Instant::now() < deadline, "no READY=1:\n{}", rec.log());
+        assert!(rec.alive(), "recorder exited:\n{}", rec.log());
+        collect(Instant::now() + Duration::from_millis(200), &mut got);
+    }
+    let ready = got.iter().find(|(_, m)| m.contains("READY=1")).unwrap();
+    assert!(ready.1.contains("STATUS="), "{}", ready.1);
+
+    // Both cameras deliver: WATCHDOG=1 about every 200 ms (WatchdogSec/2).
+    let t0 = Instant::now();
+    collect(t0 + Duration::from_secs(2), &mut got);
+    let flowing = pings(&got, t0);
+    assert!(
+        (6..=12).contains(&flowing),
+        "{flowing} pings in 2 s while frames flow (expected ~10):\n{}",
+        rec.log()
+    );
+    assert!(
+        got.iter()
+            .any(|(_, m)| m.starts_with("STATUS=recording episode 0")),
+        "{got:?}"
+    );
+
+    // Kill the sender: camera "net" stalls, camera "syn" still delivers.
+    sender.kill().unwrap();
+    sender.wait().unwrap();
+    let t1 = Instant::now();
+    // Allowed silence: max(WatchdogSec/2, 3 frames) = 200 ms, plus one tick.
+    collect(t1 + Duration::from_millis(700), &mut got);
+    let t2 = Instant::now();
+    collect(t2 + Duration::from_secs(2), &mut got);
+    assert_eq!(
+        pings(&got, t2),
+        0,
+        "no WATCHDOG=1 while camera net is stuck: {:?}",
+        &got[got.len().saturating_sub(5)..]
+    );
+    assert!(
+        rec.alive(),
+        "the process is still alive: only systemd may kill it now"
+    );
+    assert!(
+        rec.log().contains("watchdog: camera net: no frame for"),
+        "the log names the stuck camera:\n{}",
+        rec.log()
+    );
+
+    // Shutdown says STOPPING=1.
+    rec.sigint();
+    let t3 = Instant::now();
+    collect(t3 + Duration::from_secs(1), &mut got);
+    assert!(
+        got.iter().any(|(t, m)| *t >= t3 && m == "STOPPING=1"),
+        "no STOPPING=1: {got:?}"
+    );
+    // The stalled camera ends the run with an error after its stall timeout
+    // (10 s); the episode of the camera that kept delivering is intact.
+    rec.wait(Duration::from_secs(40));
+    let ep = ds.join("episodes/000000");
+    assert!(
+        index_rows(&ep.join("syn.idx")).len() >= 45,
+        "camera syn recorded 3+ s"
+    );
+}
+
+/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(Tmpfs(dir.to_path_buf()))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn free_bytes(dir: &Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(dir).unwrap();
+    st.blocks_available() as u64 * st.fragment_size() as u64
+}
+
+#[test]
+fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    let _fs = match Tmpfs::mount(&mnt, "8M") {
+        Ok(fs) => fs,
+        Err(why) => {
+            eprintln!("SKIP min_free test: cannot mount a tmpfs here ({why}); needs root");
+            return;
+        }
+    };
+    let plugins = svtav1_dir(tmp.path());
+    let ds = mnt.join("ds");
+    let sock = tmp.path().join("control.sock");
+    // Leave min-free + 1.5 MiB: room for a few episodes of noisy 320x240
+    // (~250 KB/s), then the guard must pause.
+    let min_free: u64 = 2 << 20;
+    let filler = mnt.join("filler");
+    let fill = free_bytes(&mnt) - min_free - (3 << 19);
+    std::fs::write(&filler, vec![0x5au8; fill as usize]).unwrap();
+
+    let mut rec = Recorder::spawn(
+        &[
+            "-i",
+            "synthetic#width=320,height=240,fps=15,noise=60",
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+            "--episode-time",
+            "1.5",
+            "--min-free",
+            "2M",
+            "--control",
+            sock.to_str().unwrap(),
+        ],
+        &tmp.path().join("record.log"),
+        &[],
+    );
+    wait_for_socket(&mut rec, &sock);
+
+    // The schedule runs on its own (--episode-time) until the guard pauses it.
+    let s = wait_status(&mut rec, &sock, Duration::from_secs(60), "pause", |s| {
+        s["state"] == "paused"
+    });
+    let reason = s["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("disk: ") && reason.contains("free < min-free 2.00 MiB"),
+        "{s}"
+    );
+    assert_eq!(s["episode"], Value::Null, "no episode while paused: {s}");
+    let free_at_pause = free_bytes(&mnt);
+    assert!(
+        free_at_pause > min_free / 2,
+        "paused well before the disk filled: {free_at_pause} bytes free"
+    );
+    // Every episode so far is complete (the cut one too) and verifies.
+    let eps = episode_dirs(&ds);
+    assert!(eps.len() >= 2, "some episodes before the pause: {eps:?}");
+    for ep in &eps {
+        assert_eq!(
+            json(&ep.join("episode.json"))["status"],
+            "complete",
+            "{}",
+            ep.display()
+        );
+    }
+    let verify = s6(&["verify", ds.to_str().unwrap()]);
+    dump("verify while paused", &verify);
+    assert!(verify.status.success());
+    // While paused nothing is written and `start` is refused with the reason.
+    let (ok, r) = ctl(&sock, &["start"]);
+    assert!(
+        !ok && r["error"].as_str().unwrap().contains("paused: disk: "),
+        "{r}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(episode_dirs(&ds), eps, "no new episode while paused");
+    assert!(rec.log().contains("pausing recording"), "{}", rec.log());
+
+    // Free space: recording resumes on its own with a new episode.
+    std::fs::remove_file(&filler).unwrap();
+    let s = wait_status(&mut rec, &sock, Duration::from_secs(20), "resume", |s| {
+        s["state"] == "recording"
+    });
+    assert_eq!(s["episode"].as_u64(), Some(eps.len() as u64), "{s}");
+    assert_eq!(s["reason"], Value::Null);
+
+    ctl_ok(&sock, &["quit"]);
+    assert!(rec.wait(Duration::from_secs(30)).success(), "{}", rec.log());
+    let all = episode_dirs(&ds);
+    assert_eq!(all.len(), eps.len() + 1, "{all:?}");
+    let verify = s6(&["verify", ds.to_str().unwrap()]);
+    dump("verify at the end", &verify);
+    assert!(verify.status.success());
+}
+
+#[test]
+fn min_free_already_below_at_start_pauses_instead_of_recording() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    let sock = tmp.path().join("control.sock");
+    let mut rec = Recorder::spawn(
+        &[
+            "-i",
+            SMALL,
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+            "--episode-time",
+            "5",
+            "--min-free",
+            "1000T",
+            "--control",
+            sock.to_str().unwrap(),
+        ],
+        &tmp.path().join("record.log"),
+        &[],
+    );
+    wait_for_socket(&mut rec, &sock);
+    let s = ctl_ok(&sock, &["status"]);
+    assert_eq!(s["state"], "paused", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("min-free 1000.0 TiB"),
+        "{s}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(episode_dirs(&ds).is_empty(), "nothing recorded");
+    rec.sigint();
+    assert!(rec.wait(Duration::from_secs(30)).success(), "{}", rec.log());
+    assert!(
+        rec.log()
+            .contains("recording stays paused until space is freed"),
+        "{}",
+        rec.log()
+    );
+}
+
+#[test]
+fn bad_min_free_and_ctl_usage_are_usage_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = s6(&[
+        "record",
+        "-i",
+        SMALL,
+        "-o",
+        tmp.path().join("ds").to_str().unwrap(),
+        "--min-free",
+        "5X",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--min-free") && err.contains("500M, 2G"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("ds").exists());
+
+    let out = s6(&["ctl", "/nonexistent.sock", "start", "--task", "two\nlines"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s6(&["ctl", "/nonexistent.sock", "pause"]);
+    assert_eq!(out.status.code(), Some(2));
+}
