@@ -20,6 +20,7 @@ use super::status::StatusBoard;
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,6 +31,9 @@ use std::time::Duration;
 
 /// Longest accepted command line, in bytes.
 pub const MAX_LINE: u64 = 4096;
+
+/// Permissions of the socket file: owner and group read/write.
+pub const SOCKET_MODE: u32 = 0o660;
 
 /// A command for the episode loop.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,6 +138,10 @@ impl ControlServer {
         }
         let listener = UnixListener::bind(path)
             .with_context(|| format!("cannot listen on control socket {}", path.display()))?;
+        // Owner and group may connect (robot code runs in the service's
+        // group), whatever the umask; others may not.
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+            .with_context(|| format!("cannot chmod control socket {}", path.display()))?;
         listener
             .set_nonblocking(true)
             .context("control socket: set_nonblocking")?;
