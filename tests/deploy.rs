@@ -201,6 +201,7 @@ fn ctl_start_stop_discard_status_drive_episodes_of_a_running_recorder() {
     assert_eq!(s["state"], "idle", "{s}");
     assert_eq!(s["episode"], Value::Null);
     assert_eq!(s["episodes_completed"], 0);
+    assert_eq!(s["stall"], Value::Null, "{s}");
     assert_eq!(
         s["cameras"]["cam0"]["captured"], 0,
         "no frame outside episodes: {s}"
@@ -427,8 +428,11 @@ fn sd_notify_ready_then_watchdog_only_while_every_camera_delivers() {
     let t0 = Instant::now();
     collect(t0 + Duration::from_secs(2), &mut got);
     let flowing = pings(&got, t0);
+    eprintln!("{flowing} WATCHDOG=1 in 2 s while both cameras deliver");
+    // ~10 expected; fewer when a loaded machine (or qemu-user) delays a
+    // frame past the allowed silence, never more than one per tick.
     assert!(
-        (6..=12).contains(&flowing),
+        (3..=12).contains(&flowing),
         "{flowing} pings in 2 s while frames flow (expected ~10):\n{}",
         rec.log()
     );
@@ -570,6 +574,10 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
     );
     // Every episode so far is complete (the cut one too) and verifies.
     let eps = episode_dirs(&ds);
+    eprintln!(
+        "paused after {} episode(s) with {free_at_pause} bytes free (min-free {min_free}): {reason}",
+        eps.len()
+    );
     assert!(eps.len() >= 2, "some episodes before the pause: {eps:?}");
     for ep in &eps {
         assert_eq!(

@@ -120,8 +120,8 @@ impl StatusBoard {
         self.lock().state
     }
 
-    /// The `status` reply: state, episode, task, reason, completed episodes
-    /// and per-camera fps / backlog / drops.
+    /// The `status` reply: state, episode, task, reason, completed episodes,
+    /// disk and frame-flow problems, and per-camera fps / backlog / drops.
     pub fn to_json(&self) -> Value {
         let i = self.lock();
         let cameras: serde_json::Map<String, Value> = self
@@ -151,6 +151,7 @@ impl StatusBoard {
             "reason": i.reason,
             "episodes_completed": i.episodes_completed,
             "disk_low": self.health.disk_low(),
+            "stall": self.health.liveness().check().err().map(|s| s.to_string()),
             "cameras": cameras,
         })
     }
