@@ -6,8 +6,9 @@
 //! maths is BT.601 limited range in integer arithmetic, written as plain
 //! per-row loops the compiler can vectorise.
 //!
-//! Supported: any of I420, NV12, YUYV, RGB24, BGR24, RGBA, GRAY8 → I420;
-//! I420 → any of those; and any format to itself (a copy).
+//! Supported: any of I420, NV12, YUYV, RGB24, BGR24, RGBA, GRAY8, MJPEG
+//! (decoded by [`crate::mjpeg`]) → I420; I420 → any of those but MJPEG; and
+//! any format to itself (a copy).
 
 use crate::frame::{frame_bytes, pixel_format_str, PixelFormat};
 use anyhow::{bail, Context};
@@ -29,7 +30,9 @@ pub fn convert_to(
 
 /// Whether [`convert_into`] supports `src` → `dst`.
 pub fn is_supported(src: PixelFormat, dst: PixelFormat) -> bool {
-    src == dst || src == PixelFormat::I420 || dst == PixelFormat::I420
+    src == dst
+        || (src == PixelFormat::I420 && dst != PixelFormat::Mjpeg)
+        || dst == PixelFormat::I420
 }
 
 /// Converts `src` into the preallocated `dst`, which must be exactly
@@ -82,6 +85,7 @@ pub fn convert_into(
                     out.u.fill(128);
                     out.v.fill(128);
                 }
+                P::Mjpeg => crate::mjpeg::decode_to_i420(src, w, h, out.y, out.u, out.v)?,
                 P::I420 => unreachable!("same-format copy handled above"),
             }
         }
@@ -94,6 +98,7 @@ pub fn convert_into(
                 P::Bgr24 => i420_to_rgb::<3, 2, 1, 0>(&inp, w, h, dst),
                 P::Rgba => i420_to_rgb::<4, 0, 1, 2>(&inp, w, h, dst),
                 P::Gray8 => dst.copy_from_slice(inp.y),
+                P::Mjpeg => bail!("s6-edge does not encode JPEG; it only decodes captured MJPEG"),
                 P::I420 => unreachable!("same-format copy handled above"),
             }
         }

@@ -44,6 +44,7 @@ pub fn frame_bytes(format: PixelFormat, width: u32, height: u32) -> usize {
         PixelFormat::Rgb24 | PixelFormat::Bgr24 => 3 * w * h,
         PixelFormat::Rgba => 4 * w * h,
         PixelFormat::Gray8 => w * h,
+        PixelFormat::Mjpeg => crate::mjpeg::max_frame_bytes(width, height),
     }
 }
 
@@ -57,6 +58,7 @@ pub fn pixel_format_str(format: PixelFormat) -> &'static str {
         PixelFormat::Bgr24 => "bgr24",
         PixelFormat::Rgba => "rgba",
         PixelFormat::Gray8 => "gray8",
+        PixelFormat::Mjpeg => "mjpeg",
     }
 }
 
@@ -70,6 +72,7 @@ pub fn parse_pixel_format(name: &str) -> Option<PixelFormat> {
         "bgr24" | "bgr" => PixelFormat::Bgr24,
         "rgba" | "rgbx" => PixelFormat::Rgba,
         "gray8" | "gray" | "grey" => PixelFormat::Gray8,
+        "mjpeg" | "mjpg" | "jpeg" => PixelFormat::Mjpeg,
         _ => return None,
     })
 }

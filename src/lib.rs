@@ -15,6 +15,7 @@ pub mod decode;
 pub mod exit;
 pub mod frame;
 pub mod metrics;
+pub mod mjpeg;
 pub mod mux;
 pub mod plugin_host;
 pub mod record;

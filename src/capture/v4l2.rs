@@ -2,11 +2,16 @@
 //! kernel timestamps mapped to wall-clock time, sequence gaps.
 //!
 //! Pixel formats are negotiated in this order: the requested one, then
-//! YUYV, NV12, YU12 (I420), RGB3, BGR3, AB24/XB24 (RGBA), GREY. Compressed
-//! formats (MJPEG, H.264) are not captured: a device offering only those is
-//! refused with a message listing what it offers. Frames are copied tightly
-//! packed into the caller's buffer; conversion to I420 happens on the encoder
-//! thread (`crate::convert`).
+//! YUYV, NV12, YU12 (I420), RGB3, BGR3, AB24/XB24 (RGBA), GREY, and last
+//! MJPEG (`MJPG`/`JPEG`; ask for it first with `format=mjpeg`, e.g. for a
+//! UVC camera whose raw modes are slow at large sizes). H.264 capture is not
+//! supported: a device offering nothing usable is refused with a message
+//! listing what it offers. Raw frames are copied tightly packed into the
+//! caller's buffer, JPEGs length-prefixed ([`crate::mjpeg`]); conversion and
+//! JPEG decoding to I420 happen on the encoder thread (`crate::convert`).
+//!
+//! Every frame carries the driver's buffer sequence number; a jump counts
+//! the skipped numbers as frames the driver dropped.
 
 use super::{CaptureError, CaptureSource};
 use crate::convert::copy_plane;
@@ -28,7 +33,7 @@ pub const BUFFER_COUNT: u32 = 4;
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Negotiation order after the requested format.
-const PREFERENCE: [PixelFormat; 7] = [
+const PREFERENCE: [PixelFormat; 8] = [
     PixelFormat::Yuyv,
     PixelFormat::Nv12,
     PixelFormat::I420,
@@ -36,6 +41,7 @@ const PREFERENCE: [PixelFormat; 7] = [
     PixelFormat::Bgr24,
     PixelFormat::Rgba,
     PixelFormat::Gray8,
+    PixelFormat::Mjpeg,
 ];
 
 /// The V4L2 fourcc s6-edge asks for when capturing `format`.
@@ -48,6 +54,7 @@ pub fn fourcc_of(format: PixelFormat) -> [u8; 4] {
         PixelFormat::Bgr24 => *b"BGR3",
         PixelFormat::Rgba => *b"AB24",
         PixelFormat::Gray8 => *b"GREY",
+        PixelFormat::Mjpeg => *b"MJPG",
     }
 }
 
@@ -61,6 +68,7 @@ pub fn pixel_format_of(fourcc: &[u8; 4]) -> Option<PixelFormat> {
         b"BGR3" => PixelFormat::Bgr24,
         b"AB24" | b"XB24" => PixelFormat::Rgba,
         b"GREY" => PixelFormat::Gray8,
+        b"MJPG" | b"JPEG" => PixelFormat::Mjpeg,
         _ => return None,
     })
 }
@@ -90,19 +98,17 @@ pub fn choose_fourcc(offered: &[[u8; 4]], requested: PixelFormat) -> Result<[u8;
         return Ok(cc);
     }
     let list: Vec<String> = offered.iter().map(fourcc_str).collect();
-    let compressed = offered
-        .iter()
-        .any(|cc| matches!(cc, b"MJPG" | b"JPEG" | b"H264" | b"HEVC"));
+    let compressed = offered.iter().any(|cc| matches!(cc, b"H264" | b"HEVC"));
     Err(format!(
-        "the device offers no raw format s6-edge can capture (it offers {}; supported: \
-         YUYV, NV12, YU12, RGB3, BGR3, AB24, XB24, GREY){}",
+        "the device offers no format s6-edge can capture (it offers {}; supported: \
+         YUYV, NV12, YU12, RGB3, BGR3, AB24, XB24, GREY, MJPG, JPEG){}",
         if list.is_empty() {
             "none".to_string()
         } else {
             list.join(", ")
         },
         if compressed {
-            "; compressed MJPEG/H.264 capture is not supported yet"
+            "; compressed H.264/HEVC capture is not supported"
         } else {
             ""
         }
@@ -166,6 +172,9 @@ pub fn explain_io(path: &str, what: &str, err: &io::Error) -> anyhow::Error {
             "no such device {path}: check the camera is plugged in, `s6-edge cameras` lists devices"
         ),
         Some(libc::ENODEV) => anyhow!("{path} disappeared (unplugged?) while {what}"),
+        Some(libc::ENOTTY) => anyhow!(
+            "{path} is not a V4L2 device (it answers no V4L2 ioctl); `s6-edge cameras` lists the cameras"
+        ),
         Some(libc::EBUSY) => {
             anyhow!("{path}: device busy: another program is using it (check with `fuser {path}`)")
         }
@@ -248,6 +257,7 @@ impl V4l2Source {
         let min_stride = frame_bytes(pixel_format, got.width, 1);
         let min_stride = match pixel_format {
             PixelFormat::I420 | PixelFormat::Nv12 => got.width as usize,
+            PixelFormat::Mjpeg => 0,
             _ => min_stride,
         };
         let stride = (got.stride as usize).max(min_stride);
@@ -307,6 +317,7 @@ pub fn pack_frame(
             copy_plane(data.get(s * h..).unwrap_or(&[]), cs, cw, ch, u)?;
             copy_plane(data.get(s * h + cs * ch..).unwrap_or(&[]), cs, cw, ch, v)?;
         }
+        PixelFormat::Mjpeg => crate::mjpeg::pack(data, buf)?,
         f => {
             let row = frame_bytes(f, format.width, 1);
             copy_plane(data, s, row, h, buf)?;
@@ -457,10 +468,22 @@ mod tests {
     }
 
     #[test]
-    fn mjpeg_only_device_is_refused_with_a_list() {
-        let err = choose_fourcc(&[*b"MJPG", *b"H264"], PixelFormat::I420).unwrap_err();
-        assert!(err.contains("MJPG, H264"), "{err}");
-        assert!(err.contains("not supported yet"), "{err}");
+    fn mjpeg_is_the_last_resort_and_h264_only_is_refused() {
+        assert_eq!(
+            choose_fourcc(&[*b"MJPG", *b"H264"], PixelFormat::I420),
+            Ok(*b"MJPG")
+        );
+        assert_eq!(
+            choose_fourcc(&[*b"MJPG", *b"YUYV"], PixelFormat::I420),
+            Ok(*b"YUYV")
+        );
+        assert_eq!(
+            choose_fourcc(&[*b"MJPG", *b"YUYV"], PixelFormat::Mjpeg),
+            Ok(*b"MJPG")
+        );
+        let err = choose_fourcc(&[*b"H264", *b"HEVC"], PixelFormat::I420).unwrap_err();
+        assert!(err.contains("H264, HEVC"), "{err}");
+        assert!(err.contains("not supported"), "{err}");
         assert!(choose_fourcc(&[], PixelFormat::I420)
             .unwrap_err()
             .contains("none"));
@@ -471,7 +494,8 @@ mod tests {
         for f in PREFERENCE {
             assert_eq!(pixel_format_of(&fourcc_of(f)), Some(f));
         }
-        assert_eq!(pixel_format_of(b"MJPG"), None);
+        assert_eq!(pixel_format_of(b"JPEG"), Some(PixelFormat::Mjpeg));
+        assert_eq!(pixel_format_of(b"H264"), None);
     }
 
     #[test]
@@ -562,7 +586,8 @@ mod tests {
             fps_den: 1,
             pixel_format: PixelFormat::I420,
         };
-        assert!(V4l2Source::open("/dev/null", &f).is_err());
+        let msg = format!("{:#}", V4l2Source::open("/dev/null", &f).unwrap_err());
+        assert!(msg.contains("/dev/null is not a V4L2 device"), "{msg}");
     }
 
     #[test]

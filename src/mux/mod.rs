@@ -23,6 +23,13 @@ pub use writer::{Fmp4Writer, FragmentPolicy};
 /// Track id of the single video track.
 pub const TRACK_ID: u32 = 1;
 
+/// Whether this muxer can carry `codec` (AV1 and H.264; see
+/// `init::sample_entry`). Backend selection refuses any other coded format
+/// (e.g. vicodec's FWHT) before recording starts.
+pub fn can_carry(codec: CodecId) -> bool {
+    matches!(codec, CodecId::Av1 | CodecId::H264)
+}
+
 /// What the muxer needs to know about the video track.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TrackConfig {

@@ -1,6 +1,8 @@
 //! Loading one plugin shared library and checking its ABI.
 
-use s6_codec_abi::{BackendKind, CodecId, EntryFn, PixelFormat, PluginTable, ABI_VERSION};
+use s6_codec_abi::{
+    BackendKind, CodecId, EntryFn, PixelFormat, PluginTable, SessionCodecFn, ABI_VERSION,
+};
 use std::ffi::{c_char, CStr};
 use std::path::Path;
 
@@ -66,6 +68,8 @@ pub struct LoadedPlugin {
     /// Borrows from `_lib`: valid for as long as this value lives, which is
     /// why it is private and only handed out with `&self`'s lifetime.
     table: &'static PluginTable,
+    /// The optional `s6_codec_session_codec` export (same lifetime rule as `table`).
+    session_codec: Option<SessionCodecFn>,
     /// What the table says.
     pub info: PluginInfo,
     /// Keeps the shared object mapped. Declared last so it is dropped last.
@@ -76,6 +80,12 @@ impl LoadedPlugin {
     /// The plugin's function table.
     pub fn table(&self) -> &PluginTable {
         self.table
+    }
+
+    /// The plugin's optional per-session codec query
+    /// ([`s6_codec_abi::SESSION_CODEC_SYMBOL`]), if it exports one.
+    pub fn session_codec_fn(&self) -> Option<SessionCodecFn> {
+        self.session_codec
     }
 }
 
@@ -145,11 +155,23 @@ pub fn load(path: &Path) -> Result<LoadedPlugin, LoadError> {
         1 => BackendKind::Hardware,
         other => return Err(LoadError::BadTable(format!("unknown backend kind {other}"))),
     };
-    let preferred_input = PixelFormat::from_raw(table.preferred_input).ok_or_else(|| {
-        LoadError::BadTable(format!("unknown pixel format {}", table.preferred_input))
-    })?;
+    let preferred_input = PixelFormat::from_raw(table.preferred_input)
+        .filter(|f| *f != PixelFormat::Mjpeg)
+        .ok_or_else(|| {
+            LoadError::BadTable(format!(
+                "unusable preferred input pixel format {}",
+                table.preferred_input
+            ))
+        })?;
+    // SAFETY: the optional extension symbol has exactly this signature per
+    // the ABI; the function pointer stays valid while `lib` is loaded, which
+    // the returned value guarantees.
+    let session_codec = unsafe { lib.get::<SessionCodecFn>(s6_codec_abi::SESSION_CODEC_SYMBOL) }
+        .ok()
+        .map(|sym| *sym);
     Ok(LoadedPlugin {
         table,
+        session_codec,
         info: PluginInfo {
             name,
             description,

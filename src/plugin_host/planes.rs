@@ -60,6 +60,12 @@ pub fn packed_planes(format: PixelFormat, width: u32, height: u32) -> Vec<Plane>
         PixelFormat::Rgb24 | PixelFormat::Bgr24 => single(3 * w),
         PixelFormat::Rgba => single(4 * w),
         PixelFormat::Gray8 => single(w),
+        // Never handed to a plugin (the host decodes it); one opaque plane.
+        PixelFormat::Mjpeg => vec![Plane {
+            offset: 0,
+            stride: crate::frame::frame_bytes(format, width, height),
+            rows: 1,
+        }],
     }
 }
 

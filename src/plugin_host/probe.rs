@@ -108,8 +108,14 @@ pub fn probe_in_process(
         let status = unsafe { (plugin.table().probe)(&config, &mut ebuf) };
         check_status(status, &err)
     });
+    let outcome = outcome.and_then(|()| session_codec(&plugin, req));
     match outcome {
-        Ok(()) => report.available = true,
+        Ok(real) => {
+            report.available = true;
+            if let Some(codec) = real {
+                report.codec = Some(super::report::codec_str(codec).to_string());
+            }
+        }
         Err(e) => {
             let text = format!("{e:#}");
             report.reason = Some(text.strip_prefix("unavailable: ").unwrap_or(&text).into());
@@ -120,6 +126,43 @@ pub fn probe_in_process(
     // and a plugin may have left threads running.
     std::mem::forget(plugin);
     report
+}
+
+/// For a plugin exporting the optional session codec query: opens a session
+/// as the probe did, asks what it really codes, closes it. `None` when the
+/// plugin does not export the query (its table's codec is the truth).
+fn session_codec(
+    plugin: &library::LoadedPlugin,
+    req: &ProbeRequest,
+) -> anyhow::Result<Option<s6_codec_abi::CodecId>> {
+    let Some(query) = plugin.session_codec_fn() else {
+        return Ok(None);
+    };
+    let (config, _strings) = make_config(
+        req.width,
+        req.height,
+        req.fps_num,
+        req.fps_den,
+        plugin.info.preferred_input,
+        &EncoderSettings::default(),
+    )?;
+    let mut err = ErrorMessage::new();
+    let mut ebuf = err.buf();
+    let mut session: *mut s6_codec_abi::Session = std::ptr::null_mut();
+    let table = plugin.table();
+    // SAFETY: the table passed the ABI check; `config`, its strings, the
+    // out-pointer and `ebuf` are valid for the call.
+    let status = unsafe { (table.open)(&config, &mut session, &mut ebuf) };
+    check_status(status, &err)?;
+    if session.is_null() {
+        anyhow::bail!("open succeeded but returned no session");
+    }
+    // SAFETY: `session` is the live session just opened; it is queried and
+    // then closed exactly once, from this thread.
+    let raw = unsafe { query(session) };
+    // SAFETY: as above.
+    unsafe { (table.close)(session) };
+    Ok(s6_codec_abi::CodecId::from_raw(raw))
 }
 
 /// `s6-edge __probe-plugin PATH`: probe one plugin and print the result line.

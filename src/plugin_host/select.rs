@@ -55,6 +55,21 @@ fn auto_rank(r: &PluginReport) -> (u8, usize) {
     }
 }
 
+/// A report's availability for recording: an available backend whose
+/// (session) codec the MP4 muxer cannot carry is unavailable, with a reason
+/// naming the coded format (vicodec codes FWHT; a Pi's bcm2835-codec H.264).
+pub fn recordable(r: &PluginReport) -> Availability {
+    match (&r.status, r.codec) {
+        (Availability::Available, Some(codec)) if !crate::mux::can_carry(codec) => {
+            Availability::Unavailable(format!(
+                "the device codes {}, which MP4 cannot carry here (s6-edge muxes AV1 and H.264)",
+                super::report::codec_str(codec).to_ascii_uppercase()
+            ))
+        }
+        (status, _) => status.clone(),
+    }
+}
+
 /// Whether a report is a shadowed duplicate (not a candidate at all).
 fn is_shadowed(r: &PluginReport) -> bool {
     r.status
@@ -75,7 +90,7 @@ pub fn choose(reports: &[PluginReport], vcodec: &str) -> anyhow::Result<Choice> 
         .enumerate()
         .find(|(_, r)| r.name.as_deref() == Some(vcodec) && !is_shadowed(r));
     match found {
-        Some((index, r)) => match &r.status {
+        Some((index, r)) => match &recordable(r) {
             Availability::Available => Ok(Choice {
                 index,
                 skipped: Vec::new(),
@@ -109,7 +124,7 @@ fn choose_auto(reports: &[PluginReport]) -> anyhow::Result<Choice> {
     let mut skipped = Vec::new();
     for i in order {
         let r = &reports[i];
-        match &r.status {
+        match &recordable(r) {
             Availability::Available => return Ok(Choice { index: i, skipped }),
             Availability::Unavailable(reason) => {
                 let line = format!("{} unavailable: {reason}", r.display_name());
@@ -123,7 +138,7 @@ fn choose_auto(reports: &[PluginReport]) -> anyhow::Result<Choice> {
     }
     let mut why: Vec<String> = reports
         .iter()
-        .map(|r| format!("{}: {}", r.display_name(), r.status))
+        .map(|r| format!("{}: {}", r.display_name(), recordable(r)))
         .collect();
     if why.is_empty() {
         why.push("no plugin files were found".into());
@@ -186,6 +201,29 @@ mod tests {
         let c = choose(&only_sw, "AUTO").unwrap();
         assert_eq!(only_sw[c.index].name.as_deref(), Some("svtav1"));
         assert_eq!(c.skipped.len(), 2);
+    }
+
+    #[test]
+    fn a_backend_coding_what_mp4_cannot_carry_is_passed_over() {
+        // vicodec: the v4l2m2m plugin works, but its session codes FWHT.
+        let mut m2m = report("v4l2m2m", BackendKind::Hardware, Availability::Available);
+        m2m.codec = Some(CodecId::Fwht);
+        let reports = vec![
+            report("svtav1", BackendKind::Software, Availability::Available),
+            m2m,
+        ];
+        let why = "the device codes FWHT, which MP4 cannot carry here";
+        let c = choose(&reports, "auto").unwrap();
+        assert_eq!(reports[c.index].name.as_deref(), Some("svtav1"));
+        assert_eq!(c.skipped.len(), 1);
+        assert!(c.skipped[0].starts_with(&format!("v4l2m2m unavailable: {why}")));
+        let err = choose(&reports, "v4l2m2m").unwrap_err();
+        assert!(format!("{err}").contains(why), "{err}");
+        // A Pi's bcm2835-codec codes H.264: it goes through.
+        let mut pi = reports.clone();
+        pi[1].codec = Some(CodecId::H264);
+        let c = choose(&pi, "auto").unwrap();
+        assert_eq!(pi[c.index].name.as_deref(), Some("v4l2m2m"));
     }
 
     #[test]

@@ -352,6 +352,20 @@ impl EncoderSession {
             .with_context(|| format!("{}: encoding frame {pts} failed", self.backend.name()))
     }
 
+    /// The codec this session really produces: what the plugin's optional
+    /// `s6_codec_session_codec` export answers (a V4L2 M2M device may code
+    /// FWHT although the table says H.264), else the table's codec.
+    pub fn codec(&mut self) -> CodecId {
+        let table_codec = self.backend.codec();
+        let Some(query) = self.backend.inner.plugin.session_codec_fn() else {
+            return table_codec;
+        };
+        // SAFETY: the session is open and used by this thread only; the
+        // function has the ABI's signature and the library is loaded.
+        let raw = unsafe { query(self.session.as_ptr()) };
+        CodecId::from_raw(raw).unwrap_or(table_codec)
+    }
+
     /// Drains the encoder; remaining packets are appended to `out`.
     pub fn flush(&mut self, out: &mut Vec<EncodedPacket>) -> anyhow::Result<()> {
         let mut err = ErrorMessage::new();

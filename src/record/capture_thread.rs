@@ -91,11 +91,26 @@ impl CaptureThread {
             if feeding.is_some() && feeding != state.recording() {
                 self.end_episode(&mut feeding);
             }
+            let mut meta = meta;
             if feeding.is_none() {
                 if let Some(ep) = state.recording() {
                     feeding = Some(ep);
                     next_index = 0;
                 }
+            }
+            // Frames the source lost between episodes, or just before the
+            // first frame of one, are counted for the camera but belong to no
+            // episode (an episode starts with its first captured frame).
+            if meta.lost_before > 0 && (feeding.is_none() || next_index == 0) {
+                self.counters
+                    .dropped
+                    .fetch_add(meta.lost_before, Ordering::Relaxed);
+                log::warn!(
+                    "camera {}: source lost {} frame(s) outside an episode",
+                    self.camera,
+                    meta.lost_before
+                );
+                meta.lost_before = 0;
             }
             let Some(episode) = feeding else {
                 spare = Some(buf);

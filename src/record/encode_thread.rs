@@ -100,6 +100,11 @@ struct EpisodeWriter {
     early: Vec<EncodedPacket>,
     frames: u64,
     dropped: u64,
+    /// Dropped rows written to the index so far (timeline slot offset).
+    rows_lost: u64,
+    /// Source sequence numbers of the first and last captured frame.
+    first_sequence: Option<u64>,
+    last_sequence: Option<u64>,
     first_capture_ns: u64,
     last_capture_ns: u64,
 }
@@ -109,7 +114,9 @@ impl EncodeThread {
     pub fn run(mut self) -> EncoderReport {
         let mut stages = StageHistograms::default();
         let mut writer: Option<EpisodeWriter> = None;
-        let mut converted: Vec<u8> = Vec::new();
+        // Conversion output, and a second buffer for two-step conversions
+        // (MJPEG → I420 → NV12); both reused from frame to frame.
+        let mut converted: (Vec<u8>, Vec<u8>) = (Vec::new(), Vec::new());
         let mut packets: Vec<EncodedPacket> = Vec::with_capacity(8);
         let mut error = None;
         loop {
@@ -186,24 +193,34 @@ impl EncodeThread {
             .episodes_dir
             .join(crate::dataset::layout::episode_dir_name(episode));
         let f = &self.format;
-        let session = self
+        let mut session = self
             .backend
             .open(f.width, f.height, f.fps_num, f.fps_den, &self.settings)
             .with_context(|| format!("cannot open the {} encoder", self.backend.name()))?;
+        // What this session really codes (a V4L2 M2M device may code FWHT
+        // although the plugin's table says H.264): never mux it as anything else.
+        let codec = session.codec();
+        if !crate::mux::can_carry(codec) {
+            anyhow::bail!(
+                "{}: the device codes {}, which MP4 cannot carry here",
+                self.backend.name(),
+                crate::plugin_host::report::codec_str(codec).to_ascii_uppercase()
+            );
+        }
         let header = IndexHeader {
             camera: self.camera.clone(),
             width: f.width,
             height: f.height,
             fps_num: f.fps_num,
             fps_den: f.fps_den,
-            codec: crate::plugin_host::report::codec_str(self.backend.codec()).to_string(),
+            codec: crate::plugin_host::report::codec_str(codec).to_string(),
             created_unix_ns: now_unix_ns(),
         };
         let index = IndexWriter::create(&dir.join(format!("{}.idx", self.camera)), &header)?;
         Ok(EpisodeWriter {
             episode,
             mp4_path: dir.join(format!("{}.mp4", self.camera)),
-            codec: self.backend.codec(),
+            codec,
             format: self.format,
             session,
             mp4: None,
@@ -212,6 +229,9 @@ impl EncodeThread {
             early: Vec::new(),
             frames: 0,
             dropped: 0,
+            rows_lost: 0,
+            first_sequence: None,
+            last_sequence: None,
             first_capture_ns: 0,
             last_capture_ns: 0,
         })
@@ -221,7 +241,7 @@ impl EncodeThread {
         &mut self,
         writer: &mut Option<EpisodeWriter>,
         frame: FilledFrame,
-        converted: &mut Vec<u8>,
+        converted: &mut (Vec<u8>, Vec<u8>),
         packets: &mut Vec<EncodedPacket>,
         stages: &mut StageHistograms,
     ) -> anyhow::Result<()> {
@@ -242,20 +262,36 @@ impl EncodeThread {
         w.dropped += frame.meta.lost_before;
 
         let want = self.backend.preferred_input();
+        let (fw, fh) = (self.format.width, self.format.height);
         let data: &[u8] = if want == self.format.pixel_format {
             &frame.buf
-        } else {
+        } else if crate::convert::is_supported(self.format.pixel_format, want) {
             let t = Instant::now();
             crate::convert::convert_to(
                 self.format.pixel_format,
                 &frame.buf,
-                self.format.width,
-                self.format.height,
+                fw,
+                fh,
                 want,
-                converted,
+                &mut converted.0,
             )?;
             stages.convert.record_us(t.elapsed().as_micros() as u64);
-            converted
+            &converted.0
+        } else {
+            // Two steps through I420 (e.g. MJPEG decoded, then NV12 for V4L2 M2M).
+            let t = Instant::now();
+            let (staged, out) = converted;
+            crate::convert::convert_to(
+                self.format.pixel_format,
+                &frame.buf,
+                fw,
+                fh,
+                crate::frame::PixelFormat::I420,
+                staged,
+            )?;
+            crate::convert::convert_to(crate::frame::PixelFormat::I420, staged, fw, fh, want, out)?;
+            stages.convert.record_us(t.elapsed().as_micros() as u64);
+            &converted.1
         };
         let t_enc = Instant::now();
         packets.clear();
@@ -308,6 +344,17 @@ impl EncodeThread {
             let msg = format!("camera {}: episode {}: {e:#}", self.camera, w.episode);
             log::error!("{msg}");
             error.get_or_insert(msg);
+        }
+        // The kernel's own count next to ours (the VM test compares them).
+        if let (Some(first), Some(last)) = (w.first_sequence, w.last_sequence) {
+            log::info!(
+                "camera {}: episode {}: {} frames, {} dropped, source sequence {first}..={last} ({} numbers)",
+                self.camera,
+                w.episode,
+                w.frames,
+                w.rows_lost,
+                last.wrapping_sub(first) + 1
+            );
         }
         let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
             camera: self.camera.clone(),
@@ -368,8 +415,34 @@ fn write_packets(
             if idx as i64 != pkt.pts {
                 anyhow::bail!("encoder skipped frame {idx} (got pts {})", pkt.pts);
             }
+            // Frames the source skipped (V4L2 sequence gaps) get rows marked
+            // dropped, so row k of the index is source sequence number
+            // `first_sequence + k`: the index counts exactly what the
+            // kernel counted. Their timestamps are spread evenly between the
+            // neighbouring captured frames; their pts is -1 (not in the video).
+            let lost = meta.lost_before;
+            for k in 0..lost {
+                let (prev, cur) = (w.last_capture_ns, meta.capture_ts_ns);
+                let ts = prev + cur.saturating_sub(prev) * (k + 1) / (lost + 1);
+                w.index.append(&IndexRecord {
+                    frame_index: idx + w.rows_lost,
+                    capture_ts_ns: ts,
+                    pts: -1,
+                    size: 0,
+                    keyframe: false,
+                    spilled: false,
+                    dropped: true,
+                })?;
+                w.rows_lost += 1;
+            }
+            if w.first_sequence.is_none() {
+                w.first_sequence = meta.sequence;
+            }
+            if meta.sequence.is_some() {
+                w.last_sequence = meta.sequence;
+            }
             w.index.append(&IndexRecord {
-                frame_index: idx,
+                frame_index: idx + w.rows_lost,
                 capture_ts_ns: meta.capture_ts_ns,
                 pts: pkt.pts,
                 size: pkt.data.len() as u32,

@@ -26,6 +26,20 @@ pub const ENTRY_SYMBOL: &[u8] = b"s6_codec_plugin_entry\0";
 /// Signature of the exported entry symbol.
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginTable;
 
+/// Name of an OPTIONAL symbol (an ABI 1 extension; the table is unchanged,
+/// so plugins without it keep loading): a plugin whose coded format depends
+/// on the device it finds (V4L2 M2M: H.264 on a Raspberry Pi, FWHT on the
+/// kernel's `vicodec`) exports it so the host learns what a session really
+/// produces instead of trusting [`PluginTable::codec`]. The host never muxes
+/// a session under a codec other than the one this reports.
+pub const SESSION_CODEC_SYMBOL: &[u8] = b"s6_codec_session_codec\0";
+
+/// Signature of [`SESSION_CODEC_SYMBOL`]: the raw [`CodecId`] an open
+/// session produces, or 0 when it cannot tell (the host then uses the
+/// table's codec). Must not unwind; `session` is live and not used
+/// concurrently.
+pub type SessionCodecFn = unsafe extern "C" fn(session: *mut Session) -> u32;
+
 /// Result of an entry point. `OK` is 0; anything else is a failure whose
 /// reason is in the [`ErrorBuf`].
 pub type Status = i32;
@@ -58,6 +72,12 @@ pub enum PixelFormat {
     Rgba = 6,
     /// Single 8-bit luma plane.
     Gray8 = 7,
+    /// Motion-JPEG: one compressed JPEG image per frame. Host-side only (a
+    /// capture layout the host decodes to I420 on its encoder thread); never
+    /// passed to a plugin, and a table announcing it as `preferred_input` is
+    /// refused. In a host frame buffer it is packed as a `u32` LE byte count
+    /// followed by the JPEG bytes.
+    Mjpeg = 8,
 }
 
 impl PixelFormat {
@@ -71,6 +91,7 @@ impl PixelFormat {
             5 => Self::Bgr24,
             6 => Self::Rgba,
             7 => Self::Gray8,
+            8 => Self::Mjpeg,
             _ => return None,
         })
     }

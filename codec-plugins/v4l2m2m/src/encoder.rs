@@ -81,7 +81,7 @@ impl Encoder {
         let raw = dev.set_format(out_t, w, h, choice.raw, 0)?;
         if raw.width < w || raw.height < h {
             bail!(
-                "{}: driver shrank the frame to {}x{}",
+                "{}: the device cannot code {w}x{h} frames (the driver shrank them to {}x{})",
                 choice.path,
                 raw.width,
                 raw.height

@@ -6,7 +6,9 @@
 //! accepted too so the plugin can be exercised in a VM. Options
 //! (`EncoderConfig::options`): `codec=h264|fwht` restricts the choice.
 //!
-//! The table declares H.264: one plugin has one codec in ABI v1, so HEVC-only
+//! The table declares H.264 (one codec per table in ABI 1); the optional
+//! `s6_codec_session_codec` symbol tells the host what an open session really
+//! codes, so vicodec's FWHT is reported as FWHT (and not muxed) and HEVC-only
 //! encoders are rejected instead of being muxed under the wrong codec.
 
 pub mod annexb;
@@ -271,6 +273,21 @@ static TABLE: PluginTable = PluginTable {
 };
 
 s6_codec_abi::export_plugin!(&TABLE);
+
+/// The optional [`s6_codec_abi::SESSION_CODEC_SYMBOL`]: what the device this
+/// session opened really codes (H.264 on a Pi, FWHT on vicodec), so the host
+/// never muxes FWHT under the table's H.264.
+///
+/// # Safety
+/// `s` is null or a live session from `open`, not used concurrently.
+#[no_mangle]
+pub unsafe extern "C" fn s6_codec_session_codec(s: *mut Session) -> u32 {
+    std::panic::catch_unwind(|| {
+        // SAFETY: the caller's guarantee; a null session answers 0.
+        unsafe { s.cast::<Encoder>().as_ref() }.map_or(0, |enc| enc.codec() as u32)
+    })
+    .unwrap_or(0)
+}
 
 #[cfg(test)]
 mod tests {
