@@ -36,7 +36,7 @@ for gop in 2 30; do
   $BIN record -i "synthetic#name=cam,width=$W,height=$H,fps=30,realtime=false,frames=$N" \
     --vcodec svtav1 --gop "$gop" --plugin-dir "$T/plugins" -o "$DS" 2>/dev/null
   MP4="$DS/episodes/000000/cam.mp4"
-  frames=$($BIN replay "$DS" --hash | awk '{print $3}')
+  frames=$($BIN replay "$DS" --hash 2>/dev/null | awk '{print $3}')
   [ "$frames" = "$N" ] || { echo "replay delivered $frames frames, expected $N"; exit 1; }
   ff=$(best ffmpeg -v error -threads 0 -i "$MP4" -f null -)
   s6=$(best "$BIN" replay "$DS" --cameras cam)
