@@ -20,7 +20,7 @@ use super::status::StatusBoard;
 use anyhow::Context;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -125,7 +125,13 @@ impl ControlServer {
         path: &Path,
         board: Arc<StatusBoard>,
     ) -> anyhow::Result<(Self, Receiver<Request>)> {
-        if path.exists() {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                anyhow::bail!(
+                    "control socket path {} exists and is not a socket: choose another path",
+                    path.display()
+                );
+            }
             if UnixStream::connect(path).is_ok() {
                 anyhow::bail!(
                     "control socket {} is in use by another process (another recorder?)",
@@ -255,6 +261,83 @@ fn handle(line: &str, tx: &Sender<Request>, board: &StatusBoard) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn board() -> Arc<StatusBoard> {
+        let liveness = super::super::liveness::Liveness::new([]);
+        let monitor = super::super::monitor::Monitor::start(liveness, None, None).expect("monitor");
+        StatusBoard::new(Vec::new(), Arc::clone(monitor.health()))
+    }
+
+    #[test]
+    fn refuses_a_live_socket_and_a_non_socket_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sock");
+        let (server, _rx) = ControlServer::start(&path, board()).expect("first server");
+        let mode = std::fs::metadata(&path)
+            .expect("socket")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, SOCKET_MODE);
+        let err = ControlServer::start(&path, board()).err().expect("in use");
+        assert!(format!("{err:#}").contains("in use"), "{err:#}");
+        drop(server);
+        assert!(!path.exists(), "removed on drop");
+
+        // A stale socket file (its listener gone without cleanup) is replaced.
+        drop(UnixListener::bind(&path).expect("stale listener"));
+        assert!(path.exists());
+        let (_server, _rx) = ControlServer::start(&path, board()).expect("replaces stale");
+
+        let file = dir.path().join("precious.txt");
+        std::fs::write(&file, "keep me").expect("write");
+        let err = ControlServer::start(&file, board())
+            .err()
+            .expect("not a socket");
+        assert!(format!("{err:#}").contains("not a socket"), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&file).expect("kept"), "keep me");
+    }
+
+    #[test]
+    fn status_is_answered_and_commands_reach_the_episode_loop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.sock");
+        let (_server, rx) = ControlServer::start(&path, board()).expect("server");
+        let loop_side = std::thread::spawn(move || {
+            let req = rx.recv().expect("a command");
+            assert_eq!(
+                req.command,
+                Command::Start {
+                    task: Some("t".into())
+                }
+            );
+            req.answer(json!({ "ok": true, "episode": 0 }));
+        });
+        let conn = UnixStream::connect(&path).expect("connect");
+        let mut lines = BufReader::new(conn.try_clone().expect("clone")).lines();
+        let mut say = |l: &str| -> Value {
+            (&conn)
+                .write_all(format!("{l}\n").as_bytes())
+                .expect("send");
+            serde_json::from_str(&lines.next().expect("reply").expect("line")).expect("json")
+        };
+        assert_eq!(say("status")["state"], "idle");
+        assert_eq!(say("start t")["episode"], 0);
+        loop_side.join().expect("loop side");
+        let r = say("stop");
+        assert_eq!(r["ok"], false, "{r}");
+        assert!(
+            r["error"]
+                .as_str()
+                .expect("error")
+                .contains("shutting down"),
+            "{r}"
+        );
+        let long = "x".repeat(MAX_LINE as usize + 10);
+        assert!(say(&long)["error"]
+            .as_str()
+            .expect("error")
+            .contains("longer than"));
+    }
 
     #[test]
     fn lines_parse() {
