@@ -3,7 +3,6 @@
 //! pictures come out in presentation order, each with the time it went in
 //! with. Used by `s6-edge replay` and the `replay:` capture source.
 
-use crate::frame::CodecId;
 use crate::mux::reader::TrackInfo;
 
 /// One decoded picture.
@@ -35,11 +34,11 @@ pub trait PictureDecoder: Send {
 pub fn open(track: &TrackInfo) -> anyhow::Result<Box<dyn PictureDecoder>> {
     match track.codec {
         #[cfg(feature = "dav1d")]
-        CodecId::Av1 => Ok(Box::new(super::av1_pictures::Dav1dPictures::new(track)?)),
+        crate::frame::CodecId::Av1 => Ok(Box::new(super::av1_pictures::Dav1dPictures::new(track)?)),
         #[cfg(feature = "gst")]
-        CodecId::H264 => Ok(Box::new(super::gst_pictures::GstPictures::new(track)?)),
+        crate::frame::CodecId::H264 => Ok(Box::new(super::gst_pictures::GstPictures::new(track)?)),
         #[cfg(all(feature = "gst", not(feature = "dav1d")))]
-        CodecId::Av1 => Ok(Box::new(super::gst_pictures::GstPictures::new(track)?)),
+        crate::frame::CodecId::Av1 => Ok(Box::new(super::gst_pictures::GstPictures::new(track)?)),
         #[allow(unreachable_patterns)]
         other => anyhow::bail!(
             "this build has no {other:?} decoder (cargo features `dav1d` for AV1, `gst` for H.264)"
