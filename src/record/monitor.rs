@@ -138,6 +138,8 @@ fn run(health: &Health, mut guard: Option<DiskGuard>, watchdog: Option<Watchdog>
     let mut fps_frames: Vec<u64> = (0..liveness.len()).map(|c| liveness.frames(c)).collect();
     let mut disk_at = start + DISK_CHECK_PERIOD;
     let mut wd_at = watchdog.as_ref().map(|w| start + w.tick_period());
+    // Log a failing notification socket once per failure streak, not per tick.
+    let mut notify_failing = false;
     if let Some(w) = &watchdog {
         log::info!(
             "watchdog: WatchdogSec={:.1} s; WATCHDOG=1 every {:.1} s while every camera delivers",
@@ -170,12 +172,62 @@ fn run(health: &Health, mut guard: Option<DiskGuard>, watchdog: Option<Watchdog>
                 } else {
                     liveness.check()
                 };
-                if let Err(e) = w.tick(verdict) {
-                    log::warn!("watchdog: cannot notify systemd: {e}");
+                match w.tick(verdict) {
+                    Err(e) if !notify_failing => {
+                        log::warn!("watchdog: cannot notify systemd: {e}");
+                        notify_failing = true;
+                    }
+                    Err(_) => {}
+                    Ok(_) => notify_failing = false,
                 }
                 *at = now + w.tick_period();
             }
         }
         std::thread::sleep(STEP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_verdict_is_ready_at_start_and_fps_is_measured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let liveness = Liveness::new([("a".to_string(), Duration::from_secs(1))]);
+        let feed = liveness.feeder(0);
+        let low = Monitor::start(
+            Arc::clone(&liveness),
+            Some(DiskGuard::new(dir.path(), u64::MAX)),
+            None,
+        )
+        .expect("monitor");
+        // Checked synchronously: the first episode already knows.
+        let why = low
+            .health()
+            .disk_low()
+            .expect("below an impossible min-free");
+        assert!(
+            why.starts_with("disk: ") && why.contains("< min-free"),
+            "{why}"
+        );
+        drop(low);
+
+        let ok = Monitor::start(
+            Arc::clone(&liveness),
+            Some(DiskGuard::new(dir.path(), 1)),
+            None,
+        )
+        .expect("monitor");
+        assert_eq!(ok.health().disk_low(), None);
+        // 50 frames/s for 1.6 s: the 1 s window reads about 50.
+        let until = Instant::now() + Duration::from_millis(1600);
+        while Instant::now() < until {
+            feed();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let fps = ok.health().fps(0);
+        assert!((35.0..=55.0).contains(&fps), "fps {fps}");
+        assert_eq!(ok.health().fps(7), 0.0, "unknown camera");
     }
 }
