@@ -220,8 +220,16 @@ fn a_plugin_that_aborts_the_probe_child_is_reported_with_its_stderr() {
     copy_into(dir.path(), &plugin("s6_fixture_panic_probe"));
     let d = dir.path().to_str().unwrap();
     // Unguarded panic in an `extern "C"` fn: the child process aborts.
+    let deadline = common::scaled_ms(3000).to_string();
     let (out, _) = run(
-        &["encoders", "--json", "--plugin-dir", d],
+        &[
+            "encoders",
+            "--json",
+            "--plugin-dir",
+            d,
+            "--probe-timeout-ms",
+            &deadline,
+        ],
         &[("S6_FIXTURE_PANIC_UNGUARDED", "1")],
     );
     assert!(out.status.success());
