@@ -695,3 +695,58 @@ fn bad_min_free_and_ctl_usage_are_usage_errors() {
     let out = s6(&["ctl", "/nonexistent.sock", "pause"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn control_with_a_schedule_records_on_its_own_and_a_discarded_episode_is_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    let sock = tmp.path().join("control.sock");
+    let mut rec = Recorder::spawn(
+        &[
+            "-i",
+            SMALL,
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+            "--episodes",
+            "2",
+            "--episode-time",
+            "1.5",
+            "--control",
+            sock.to_str().unwrap(),
+        ],
+        &tmp.path().join("record.log"),
+        &[],
+    );
+    wait_for_socket(&mut rec, &sock);
+    // --episodes/--episode-time: the schedule starts episode 0 by itself.
+    wait_status(&mut rec, &sock, Duration::from_secs(10), "recording", |s| {
+        s["state"] == "recording" && s["episode"] == 0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let r = ctl_ok(&sock, &["discard"]);
+    assert_eq!(r["discarded"], true, "{r}");
+    // The discarded episode does not count: two complete ones follow, then
+    // the recorder exits on its own.
+    let status = rec.wait(Duration::from_secs(60));
+    assert!(status.success(), "{}", rec.log());
+    let eps = episode_dirs(&ds);
+    assert_eq!(eps.len(), 2, "{eps:?}");
+    for ep in &eps {
+        let meta = json(&ep.join("episode.json"));
+        assert_eq!(meta["status"], "complete");
+        let frames = meta["cameras"]["cam0"]["frames"].as_u64().unwrap();
+        assert!(
+            (15..=30).contains(&frames),
+            "a full 1.5 s episode: {frames}"
+        );
+    }
+    assert!(!sock.exists());
+    let verify = s6(&["verify", ds.to_str().unwrap()]);
+    dump("verify", &verify);
+    assert!(verify.status.success());
+}
