@@ -148,13 +148,27 @@ impl Dataset {
             .write(true)
             .open(&path)
             .with_context(|| format!("opening the lock file {}", path.display()))?;
-        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(DatasetLock { _lock: lock }),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
-                "dataset {} is in use by another s6-edge process (record or recover); wait for it to finish",
-                self.dir.display()
-            ),
-            Err((_, err)) => Err(err).with_context(|| format!("locking {}", path.display())),
+        // A process killed a moment ago may still hold it while the kernel
+        // tears it down: retry for up to 2 s before calling it busy.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut file = file;
+        loop {
+            match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(DatasetLock { _lock: lock }),
+                Err((f, nix::errno::Errno::EWOULDBLOCK))
+                    if std::time::Instant::now() < deadline =>
+                {
+                    file = f;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => bail!(
+                    "dataset {} is in use by another s6-edge process (record or recover); wait for it to finish",
+                    self.dir.display()
+                ),
+                Err((_, err)) => {
+                    return Err(err).with_context(|| format!("locking {}", path.display()))
+                }
+            }
         }
     }
 

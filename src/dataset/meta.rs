@@ -173,9 +173,14 @@ pub struct CameraRecovery {
     /// Index rows whose frame never became durable in the MP4 (and had no
     /// spill file): removed from the index. These frames were lost by the crash.
     pub rows_without_sample: u64,
-    /// MP4 samples that had no index row: kept, and given a row whose
-    /// capture timestamp is estimated from neighbouring rows at the nominal rate.
+    /// MP4 samples that had no index row (nor spill file): kept, and given a
+    /// row whose capture timestamp is estimated from neighbouring measured
+    /// times at the nominal rate.
     pub rows_synthesized: u64,
+    /// MP4 samples that had no index row but still had their spill file:
+    /// their rows were rebuilt with the capture time the spill file records.
+    #[serde(default)]
+    pub rows_from_spill_files: u64,
     /// Frame numbers of the synthesized rows, as ranges `[first, last]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub synthesized_frames: Vec<[u64; 2]>,
