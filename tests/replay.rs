@@ -79,6 +79,7 @@ fn replay_cmd(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn two_replays_hash_equal_and_stamps_run_0_to_n_minus_1_per_camera_and_episode() {
+    let _heavy = heavy();
     let ds = two_episodes();
     let dir = ds.to_str().unwrap();
     let a = replay_cmd(&[dir, "--hash"]);
@@ -176,6 +177,7 @@ fn two_replays_hash_equal_and_stamps_run_0_to_n_minus_1_per_camera_and_episode()
 
 #[test]
 fn gstreamer_sink_receives_every_frame() {
+    let _heavy = heavy();
     let ds = two_episodes();
     let tmp = tempfile::tempdir().unwrap();
     let pattern = tmp.path().join("{camera}.yuv");
@@ -209,7 +211,10 @@ fn realtime_playback_follows_the_recorded_spacing() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
-    record(&ds, &plugins, &["cam"], 1, 3.0, 30);
+    {
+        let _heavy = heavy();
+        record(&ds, &plugins, &["cam"], 1, 3.0, 30);
+    }
     let rows = index_rows(&ds.join("episodes/000000/cam.idx"));
     let recorded_span = (rows.last().unwrap().capture_ts_ns - rows[0].capture_ts_ns) as f64 / 1e9;
     assert!(
@@ -217,6 +222,51 @@ fn realtime_playback_follows_the_recorded_spacing() {
         "recording spans {recorded_span} s"
     );
 
+    // The other tests of this file encode with SVT-AV1 on both cores: measure
+    // while none of them runs. A shared machine can still stall any process
+    // for tens of ms (here: a 2-vCPU VM with a non-preemptible kernel), so the
+    // bounds must hold in one of up to three runs; a pacer that drifts or
+    // ignores the recorded spacing fails all three.
+    let _quiet = heavy();
+    let mut failures = Vec::new();
+    for attempt in 1..=3 {
+        match realtime_run(&ds, rows.len(), recorded_span) {
+            Ok(()) => return,
+            Err(why) => {
+                eprintln!("attempt {attempt}: {why}");
+                failures.push(why);
+            }
+        }
+    }
+    panic!("realtime playback missed its bounds in 3 runs: {failures:#?}");
+}
+
+/// Held by the realtime measurement; the other tests hold it while they
+/// record or decode.
+static QUIET: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Takes [`QUIET`] for a CPU-heavy test.
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    QUIET.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Switches the calling thread to `SCHED_FIFO` 10 or back; `false` when refused.
+fn set_fifo(on: bool) -> bool {
+    let (policy, priority) = if on {
+        (libc::SCHED_FIFO, 10)
+    } else {
+        (libc::SCHED_OTHER, 0)
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: pid 0 is the calling thread; `param` is initialised and outlives the call.
+    unsafe { libc::sched_setscheduler(0, policy, &param) == 0 }
+}
+
+/// One `replay --realtime-playback --raw-out -`, frames timestamped on
+/// arrival: `Err` says which bound was missed.
+fn realtime_run(ds: &Path, frames: usize, recorded_span: f64) -> Result<(), String> {
     let started = Instant::now();
     let mut child = Command::new(bin())
         .args([
@@ -232,24 +282,24 @@ fn realtime_playback_follows_the_recorded_spacing() {
         .unwrap();
     let mut stdout = child.stdout.take().unwrap();
     let mut arrivals = Vec::new();
+    // Timestamp arrivals from a real-time thread where permitted, so the
+    // figures are the replay's and not this test process's scheduling.
+    let boosted = set_fifo(true);
     while let Some((h, _)) = read_frame(&mut stdout).unwrap() {
         arrivals.push((Instant::now(), h.capture_ts_ns));
     }
+    if boosted {
+        set_fifo(false);
+    }
     assert!(child.wait().unwrap().success());
     let wall = started.elapsed().as_secs_f64();
-    assert_eq!(arrivals.len(), rows.len(), "every frame delivered");
+    assert_eq!(arrivals.len(), frames, "every frame delivered");
     let span = arrivals
         .last()
         .unwrap()
         .0
         .duration_since(arrivals[0].0)
         .as_secs_f64();
-    eprintln!("recorded span {recorded_span:.3} s, replayed span {span:.3} s, wall {wall:.3} s");
-    assert!(
-        (span - recorded_span).abs() <= 0.05 * recorded_span,
-        "replay took {span:.3} s for a {recorded_span:.3} s recording"
-    );
-    assert!(wall < recorded_span * 1.05 + 1.0, "wall time {wall:.3} s");
     let mut errors_ms: Vec<f64> = arrivals
         .windows(2)
         .map(|w| {
@@ -260,15 +310,27 @@ fn realtime_playback_follows_the_recorded_spacing() {
         .collect();
     errors_ms.sort_by(f64::total_cmp);
     let p95 = errors_ms[(errors_ms.len() * 95).div_ceil(100) - 1];
-    eprintln!(
-        "inter-frame interval error p95 {p95:.3} ms, max {:.3} ms",
+    let report = format!(
+        "recorded span {recorded_span:.3} s, replayed span {span:.3} s, wall {wall:.3} s, \
+         inter-frame interval error p95 {p95:.3} ms, max {:.3} ms",
         errors_ms.last().unwrap()
     );
-    assert!(p95 <= 5.0, "p95 interval error {p95:.3} ms");
+    eprintln!("{report}");
+    if (span - recorded_span).abs() > 0.05 * recorded_span {
+        return Err(format!("span off by more than 5 %: {report}"));
+    }
+    if wall >= recorded_span * 1.05 + 1.0 {
+        return Err(format!("wall time too long: {report}"));
+    }
+    if p95 > 5.0 {
+        return Err(format!("p95 interval error above 5 ms: {report}"));
+    }
+    Ok(())
 }
 
 #[test]
 fn rerecording_gop30_into_gop2_keeps_frames_stamps_and_capture_timestamps() {
+    let _heavy = heavy();
     let tmp = tempfile::tempdir().unwrap();
     let plugins = svtav1_dir(tmp.path());
     let src = tmp.path().join("field");
@@ -326,6 +388,7 @@ fn rerecording_gop30_into_gop2_keeps_frames_stamps_and_capture_timestamps() {
 
 #[test]
 fn bad_input_gives_clear_errors() {
+    let _heavy = heavy();
     let ds = two_episodes();
     let dir = ds.to_str().unwrap();
     let check = |args: &[&str], code: i32, needle: &str| {
@@ -383,6 +446,7 @@ fn bad_input_gives_clear_errors() {
 
 #[test]
 fn replay_runs_with_x_are_compared_by_perf_stats() {
+    let _heavy = heavy();
     let ds = two_episodes();
     let tmp = tempfile::tempdir().unwrap();
     let logs = tmp.path().join("logs");
@@ -579,6 +643,7 @@ fn h264_dataset(dir: &Path, frames: u64) -> Vec<u64> {
 
 #[test]
 fn h264_recordings_replay_through_gstreamer_in_order() {
+    let _heavy = heavy();
     if !have_libx264() {
         eprintln!("skipping: ffmpeg has no libx264");
         return;
