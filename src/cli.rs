@@ -30,6 +30,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Finish what a crash left: trim torn tails, encode pending frames, close episodes.
     Recover(RecoverArgs),
+    /// Encode spill frames an interrupted recording left behind into their MP4s.
+    EncodePending(EncodePendingArgs),
     /// List V4L2 capture devices with their formats, sizes and rates.
     Cameras(CamerasArgs),
     /// Per-stage latency statistics of a run (`record -x`), or two runs compared.
@@ -125,6 +127,11 @@ pub struct RecordArgs {
     /// Ring depth in frames per camera (the preallocated pool holds this many + 2).
     #[arg(long)]
     pub ring_frames: Option<u32>,
+    /// Encode while recording (default). `--streaming-encoding=false`: every
+    /// frame is written to a spill file and encoded between episodes (the
+    /// low-resource mode); `record` exits once every frame is encoded.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub streaming_encoding: Option<bool>,
     /// Listen on this Unix socket for episode commands (`s6-edge ctl`, or
     /// one line per command: start [TASK] | stop | discard | status | quit).
     /// Without --episodes/--episode-time, episodes then start only on `start`.
@@ -268,6 +275,15 @@ pub struct PerfStatsArgs {
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `s6-edge encode-pending`.
+#[derive(Debug, Args)]
+pub struct EncodePendingArgs {
+    /// Dataset directory.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub plugins: PluginDirArgs,
 }
 
 /// `s6-edge cameras`.

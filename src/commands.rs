@@ -12,6 +12,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => crate::dataset::verify::run(args),
         Command::Recover(args) => crate::dataset::recover::run(args),
         Command::Cameras(args) => crate::capture::cameras_command(args),
+        Command::EncodePending(args) => crate::record::pending::run(args),
         Command::PerfStats(args) => crate::metrics::perf_stats::run(args),
         Command::Replay(args) => crate::replay::run(args),
         Command::Ctl(args) => crate::ctl::run(args),

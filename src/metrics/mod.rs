@@ -39,6 +39,8 @@ pub struct StageHistograms {
     pub encode: Histogram,
     /// Muxing and index writes.
     pub mux: Histogram,
+    /// Writing a spill file (capture thread, ring full).
+    pub spill: Histogram,
     /// Capture timestamp to packet written.
     pub total: Histogram,
 }
@@ -52,6 +54,7 @@ impl StageHistograms {
             ("convert", &self.convert),
             ("encode", &self.encode),
             ("mux", &self.mux),
+            ("spill", &self.spill),
             ("total", &self.total),
         ]
         .into_iter()
@@ -82,8 +85,12 @@ pub struct CameraMetrics {
     pub fps_achieved: f64,
     /// Per-stage latency summaries.
     pub stages: BTreeMap<String, LatencySummary>,
-    /// Ring backlog samples: (seconds since start, queued frames).
+    /// Backlog samples: (seconds since start, frames waiting for the
+    /// encoder in the ring and in spill files).
     pub backlog: Vec<(f64, u64)>,
+    /// Most spilled frames waiting for the encoder at once.
+    #[serde(default)]
+    pub spill_backlog_high_water: u64,
 }
 
 /// One finished episode in `metrics.json`.

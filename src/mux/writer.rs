@@ -109,6 +109,55 @@ impl Fmp4Writer {
         })
     }
 
+    /// Reopens a file this writer made, to append fragments after its last
+    /// complete one (`encode-pending`): a torn tail beyond `scan.valid_len`
+    /// is cut off first. `dts_shift` is the shift (in frames) the original
+    /// writer added to packet timestamps, so new packets continue its timeline.
+    pub fn append(
+        path: &Path,
+        scan: &super::Mp4Scan,
+        fps_num: u32,
+        fps_den: u32,
+        dts_shift: i64,
+    ) -> anyhow::Result<Self> {
+        let (_, frame_duration) = init::timing(fps_num, fps_den)?;
+        if frame_duration != scan.track.frame_duration {
+            bail!(
+                "{}: frame duration {} in the file, {frame_duration} expected at {fps_num}/{fps_den} fps",
+                path.display(),
+                scan.track.frame_duration
+            );
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {} to append", path.display()))?;
+        file.set_len(scan.valid_len)
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("cutting the torn tail of {}", path.display()))?;
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::End(0))
+            .with_context(|| format!("seeking {}", path.display()))?;
+        let fd = i64::from(frame_duration.max(1));
+        Ok(Self {
+            file: Some(file),
+            path: path.to_path_buf(),
+            codec: scan.track.codec,
+            fps_num,
+            fps_den,
+            frame_duration,
+            policy: FragmentPolicy::default(),
+            pending: Vec::new(),
+            dts_shift: Some(dts_shift),
+            last_dts: scan.samples.last().map(|s| s.dts / fd),
+            sequence: scan.fragments.len() as u32,
+            samples_durable: scan.samples.len() as u64,
+            fragments: scan.fragments.len() as u64,
+            bytes: scan.valid_len,
+        })
+    }
+
     /// Queues one packet; writes a fragment when the policy says so.
     /// Packets must come in decode order with increasing `dts`.
     pub fn write_packet(&mut self, pkt: &EncodedPacket) -> anyhow::Result<()> {

@@ -1,9 +1,17 @@
 //! The capture thread of one camera: pulls frames from the source into pool
 //! buffers, tags them with their episode and frame index, and queues them for
 //! the encoder. It never converts pixels and never allocates per frame.
+//!
+//! When the ring is full it does not wait for the encoder: the camera turns
+//! to **spilling** ([`super::spill`]): each frame is captured into the
+//! spiller's own buffer and written as a spill file, until the encoder has
+//! drained every spilled frame; then it streams through the ring again. A
+//! frame is lost only when the spill write fails too; it is then counted,
+//! logged and recorded as a gap, and a full disk stops the recording.
 
 use super::control::Control;
 use super::pool::{CaptureEnd, FilledFrame, RingItem};
+use super::spill::{SpillMsg, Spiller};
 use crate::capture::CaptureSource;
 use crate::metrics::histogram::Histogram;
 use crate::metrics::trace::TraceBuffer;
@@ -16,6 +24,8 @@ use std::time::{Duration, Instant};
 pub struct CaptureReport {
     /// Time each `next_frame` took.
     pub capture_latency: Histogram,
+    /// Time each spill write took.
+    pub spill_latency: Histogram,
     /// Trace events.
     pub trace: TraceBuffer,
     /// Why it ended early, if it failed.
@@ -30,6 +40,8 @@ pub struct CaptureThread {
     pub source: Box<dyn CaptureSource>,
     /// Ring ends.
     pub ring: CaptureEnd,
+    /// The spill path of this camera.
+    pub spill: Spiller,
     /// Shared recording state.
     pub control: Arc<Control>,
     /// Shared counters.
@@ -47,14 +59,22 @@ impl CaptureThread {
         let mut feeding: Option<u32> = None;
         let mut next_index = 0u64;
         let mut hist = Histogram::new();
-        let mut warned_full = false;
+        let mut spill_hist = Histogram::new();
+        let mut spilling = false;
+        let mut spill_warnings = 0u32;
+        if !self.spill.streaming_encoding() {
+            // Low-resource mode: every frame spills; the encoder works
+            // between episodes.
+            self.begin_spill();
+            spilling = true;
+        }
         let error = loop {
             let state = self.control.get();
             if state.stopping() {
                 break None;
             }
             if feeding.is_some() && feeding != state.recording() {
-                self.end_episode(&mut feeding);
+                self.end_episode(&mut feeding, spilling);
             }
             if self.source.pausable() && state.recording().is_none() {
                 // A pausable source (replay:) loses nothing by waiting: its
@@ -62,16 +82,36 @@ impl CaptureThread {
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
             }
-            // A pool buffer to fill: the one kept from a frame outside any episode, or a free one.
-            let mut buf = match spare.take() {
-                Some(b) => b,
-                None => match self.wait_for_free(&mut warned_full) {
-                    Some(b) => b,
-                    None => break None,
-                },
+            if spilling && self.spill.streaming_encoding() && self.spill.drained() {
+                self.spill.send(SpillMsg::Resume);
+                spilling = false;
+                log::info!(
+                    "camera {}: spill backlog encoded; streaming again",
+                    self.camera
+                );
+            }
+            // Where to capture: a pool buffer while streaming (kept from a
+            // frame outside any episode, or a free one), else the spill buffer.
+            let mut pool_buf = if spilling {
+                None
+            } else if self.source.pausable() {
+                // A pausable source waits for ring space instead of spilling.
+                match spare.take().or_else(|| self.ring.take_free()) {
+                    Some(b) => Some(b),
+                    None => {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                }
+            } else {
+                spare.take().or_else(|| self.ring.take_free())
             };
             let t0 = Instant::now();
-            let meta = match self.source.next_frame(&mut buf) {
+            let target = match pool_buf.as_mut() {
+                Some(b) => b,
+                None => self.spill.buf(),
+            };
+            let meta = match self.source.next_frame(target) {
                 Ok(Some(meta)) => meta,
                 Ok(None) => {
                     log::info!("camera {}: source ended", self.camera);
@@ -89,7 +129,7 @@ impl CaptureThread {
             }
             let state = self.control.get();
             if feeding.is_some() && feeding != state.recording() {
-                self.end_episode(&mut feeding);
+                self.end_episode(&mut feeding, spilling);
             }
             let mut meta = meta;
             if feeding.is_none() {
@@ -113,7 +153,9 @@ impl CaptureThread {
                 meta.lost_before = 0;
             }
             let Some(episode) = feeding else {
-                spare = Some(buf);
+                if pool_buf.is_some() {
+                    spare = pool_buf;
+                }
                 continue;
             };
             if meta.lost_before > 0 {
@@ -128,58 +170,131 @@ impl CaptureThread {
             }
             self.trace.span("capture", t0, t1, episode, next_index);
             self.counters.captured.fetch_add(1, Ordering::Relaxed);
-            let frame = FilledFrame {
-                episode,
-                index: next_index,
-                meta,
-                buf,
-            };
+            let index = next_index;
             next_index += 1;
-            if let Err(item) = self.ring.push(RingItem::Frame(frame)) {
-                // Unreachable: a frame only exists if a pool buffer was free.
-                log::error!(
-                    "camera {}: ring rejected a frame; this is a bug",
+            if let Some(buf) = pool_buf {
+                let frame = FilledFrame {
+                    episode,
+                    index,
+                    meta,
+                    buf,
+                };
+                if let Err(item) = self.ring.push(RingItem::Frame(frame)) {
+                    // Unreachable: a frame only exists if a pool buffer was free.
+                    log::error!(
+                        "camera {}: ring rejected a frame; this is a bug",
+                        self.camera
+                    );
+                    drop(item);
+                }
+                continue;
+            }
+            // The ring is full (or everything spills): write a spill file.
+            if !spilling {
+                self.begin_spill();
+                spilling = true;
+                log::warn!(
+                    "camera {}: ring full at frame {index} of episode {episode}: spilling frames to disk until the encoder catches up",
                     self.camera
                 );
-                drop(item);
             }
-            // Prefetch the next pool buffer lazily on the next iteration.
+            let t_spill = Instant::now();
+            match self.spill.spill(episode, index, meta) {
+                Ok(_) => {
+                    self.counters.spilled.fetch_add(1, Ordering::Relaxed);
+                    let t_end = Instant::now();
+                    spill_hist.record_us(t_end.duration_since(t_spill).as_micros() as u64);
+                    self.trace.span("spill", t_spill, t_end, episode, index);
+                }
+                Err(e) => {
+                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    let reason = e.to_string();
+                    self.spill.send(SpillMsg::Dropped {
+                        episode,
+                        index,
+                        meta,
+                        reason: reason.clone(),
+                    });
+                    if e.is_disk_full() {
+                        let msg = format!(
+                            "camera {}: frame {index} of episode {episode} dropped: ring full and {reason}; stopping the recording. \
+                             Frames already on disk are kept: free space, then run `s6-edge encode-pending` (or `s6-edge recover`) on the dataset",
+                            self.camera
+                        );
+                        log::error!("{msg}");
+                        self.control.stop();
+                        break Some(msg);
+                    }
+                    spill_warnings += 1;
+                    if spill_warnings <= 10 || spill_warnings.is_power_of_two() {
+                        log::error!(
+                            "camera {}: frame {index} of episode {episode} dropped: ring full and {reason} ({spill_warnings} so far)",
+                            self.camera
+                        );
+                    }
+                }
+            }
         };
         if feeding.is_some() {
-            self.end_episode(&mut feeding);
+            self.end_episode(&mut feeding, spilling);
         }
-        let _ = self.ring.push(RingItem::Closed {
-            error: error.clone(),
-        });
+        let closed_error = error.clone();
+        if spilling {
+            self.spill.send(SpillMsg::Closed {
+                error: closed_error,
+            });
+        } else {
+            self.push_control(RingItem::Closed {
+                error: closed_error,
+            });
+        }
         CaptureReport {
             capture_latency: hist,
+            spill_latency: spill_hist,
             trace: self.trace,
             error,
         }
     }
 
-    fn end_episode(&mut self, feeding: &mut Option<u32>) {
+    /// Tells the encoder that, after what the ring holds, frames come from
+    /// the spill path.
+    fn begin_spill(&mut self) {
+        self.push_control(RingItem::SpillBegin);
+    }
+
+    /// Ends the episode on whichever path is active.
+    fn end_episode(&mut self, feeding: &mut Option<u32>, spilling: bool) {
         if let Some(episode) = feeding.take() {
-            let _ = self.ring.push(RingItem::EndEpisode { episode });
+            if spilling {
+                self.spill.send(SpillMsg::EndEpisode { episode });
+            } else {
+                self.push_control(RingItem::EndEpisode { episode });
+            }
         }
     }
 
-    /// Waits for the encoder to return a pool buffer. Returns `None` when the
-    /// recorder stops meanwhile.
-    fn wait_for_free(&mut self, warned: &mut bool) -> Option<Vec<u8>> {
+    /// Queues a control item. The ring keeps spare places for them, so this
+    /// only waits in the pathological case of many queued episode ends.
+    fn push_control(&mut self, mut item: RingItem) {
+        let mut warned = false;
         loop {
-            if let Some(b) = self.ring.take_free() {
-                return Some(b);
+            match self.ring.push(item) {
+                Ok(()) => return,
+                Err(back) => item = back,
             }
-            if !*warned {
+            if self.control.get().aborting() {
                 log::warn!(
-                    "camera {}: ring full, the encoder is behind; capture waits",
+                    "camera {}: control item {item:?} not queued (aborting)",
                     self.camera
                 );
-                *warned = true;
+                return;
             }
-            if self.control.get().stopping() {
-                return None;
+            if !warned {
+                log::warn!(
+                    "camera {}: ring has no room for a control item; waiting",
+                    self.camera
+                );
+                warned = true;
             }
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -54,6 +54,8 @@ pub struct RecordFile {
     pub task: Option<String>,
     /// Ring depth.
     pub ring_frames: Option<u32>,
+    /// Encode while recording (false: spill everything, encode between episodes).
+    pub streaming_encoding: Option<bool>,
     /// Write metrics and trace.
     pub output_log: Option<bool>,
     /// Recover unfinished episodes before recording.
@@ -110,6 +112,9 @@ pub struct RecordConfig {
     pub task: Option<String>,
     /// Ring depth per camera.
     pub ring_frames: u32,
+    /// Encode while recording; false: every frame spills and is encoded
+    /// between episodes.
+    pub streaming_encoding: bool,
     /// Metrics/trace directory when `-x` is on.
     pub log_dir: Option<PathBuf>,
     /// Run `recover` on unfinished episodes instead of refusing.
@@ -264,6 +269,10 @@ pub fn resolve(args: &RecordArgs) -> anyhow::Result<RecordConfig> {
             .unwrap_or(0.0),
         task: args.task.clone().or(file.task),
         ring_frames,
+        streaming_encoding: args
+            .streaming_encoding
+            .or(file.streaming_encoding)
+            .unwrap_or(true),
         log_dir,
         recover: args.recover || file.recover.unwrap_or(false),
         plugins,

@@ -1,9 +1,15 @@
 //! The encoder thread of one camera: pops frames from the ring, converts them
 //! to the backend's input layout, encodes them through the plugin, and writes
 //! each episode's fragmented MP4 and frame index.
+//!
+//! Frames come from the ring, or — after a [`RingItem::SpillBegin`] marker —
+//! from the camera's spill channel ([`super::spill`]) until its `Resume`, so
+//! they are encoded strictly in capture order. A spilled frame's file is
+//! deleted once its sample is in a durable fragment and the index is synced.
 
 use super::control::Control;
 use super::pool::{EncoderEnd, FilledFrame, RingItem};
+use super::spill::{SpillMsg, SpillStats};
 use crate::dataset::index::{IndexHeader, IndexRecord, IndexWriter};
 use crate::frame::{EncodedPacket, FrameMeta, VideoFormat};
 use crate::metrics::trace::TraceBuffer;
@@ -14,7 +20,7 @@ use anyhow::Context;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +53,8 @@ pub struct EpisodeDone {
     pub last_capture_ns: u64,
     /// Frames the source lost during the episode.
     pub dropped: u64,
+    /// Frames that went through the spill path.
+    pub spilled: u64,
     /// Set when the episode could not be written completely.
     pub error: Option<String>,
 }
@@ -83,6 +91,24 @@ pub struct EncodeThread {
     pub done: Sender<EncoderEvent>,
     /// Trace buffer.
     pub trace: TraceBuffer,
+    /// Spilled frames and control items while the camera spills.
+    pub spill_rx: Receiver<SpillMsg>,
+    /// Spill backlog figures shared with the capture thread.
+    pub spill_stats: Arc<SpillStats>,
+    /// `--streaming-encoding`: when false, frames of the episode being
+    /// recorded wait on disk and are encoded once it has ended.
+    pub streaming_encoding: bool,
+}
+
+/// Where a frame waiting for its packet came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// Through the ring.
+    Ring,
+    /// Read back from a spill file.
+    Spill,
+    /// Lost: ring full and spill failed; becomes a gap row.
+    Dropped,
 }
 
 /// One episode being written by one camera.
@@ -94,8 +120,17 @@ struct EpisodeWriter {
     session: EncoderSession,
     mp4: Option<Fmp4Writer>,
     index: IndexWriter,
-    /// Frames handed to the encoder whose packet has not come out yet.
-    pending: VecDeque<(u64, FrameMeta, Instant)>,
+    /// Frames handed to the encoder whose packet has not come out yet (and
+    /// lost frames, to write their gap rows in order).
+    pending: VecDeque<(u64, FrameMeta, Instant, Origin)>,
+    /// `<episode>/spill/<camera>`.
+    spill_dir: PathBuf,
+    /// Spilled frames muxed but maybe not durable yet: (sample number, frame index).
+    spill_files: VecDeque<(u64, u64)>,
+    /// Frames encoded from spill files.
+    spilled: u64,
+    /// Spilled frames left on disk (abort): the episode stays unfinished.
+    left_in_spill: u64,
     /// Packets produced before the MP4 could be created (no config record yet).
     early: Vec<EncodedPacket>,
     frames: u64,
@@ -112,80 +147,262 @@ struct EpisodeWriter {
 impl EncodeThread {
     /// Runs until the capture side closes.
     pub fn run(mut self) -> EncoderReport {
-        let mut stages = StageHistograms::default();
-        let mut writer: Option<EpisodeWriter> = None;
-        // Conversion output, and a second buffer for two-step conversions
-        // (MJPEG → I420 → NV12); both reused from frame to frame.
-        let mut converted: (Vec<u8>, Vec<u8>) = (Vec::new(), Vec::new());
-        let mut packets: Vec<EncodedPacket> = Vec::with_capacity(8);
-        let mut error = None;
+        yield_cpu_to_capture(&self.camera);
+        let mut st = LoopState {
+            stages: StageHistograms::default(),
+            writer: None,
+            // Conversion output, and a second buffer for two-step conversions
+            // (MJPEG → I420 → NV12); both reused from frame to frame.
+            converted: (Vec::new(), Vec::new()),
+            packets: Vec::with_capacity(8),
+            error: None,
+            failed: None,
+            spilling: false,
+            held: None,
+            left_behind: 0,
+        };
         loop {
-            let Some(item) = self.ring.pop() else {
-                std::thread::park_timeout(Duration::from_millis(5));
+            if !st.spilling {
+                let Some(item) = self.ring.pop() else {
+                    std::thread::park_timeout(Duration::from_millis(5));
+                    continue;
+                };
+                match item {
+                    RingItem::Frame(frame) => {
+                        if self.control.get().aborting() || st.failed == Some(frame.episode) {
+                            self.lost_in_ring(&frame, &st);
+                            self.ring.recycle(frame.buf);
+                            continue;
+                        }
+                        self.encode(&mut st, frame, Origin::Ring);
+                    }
+                    RingItem::SpillBegin => st.spilling = true,
+                    RingItem::EndEpisode { episode } => self.end_episode(&mut st, episode),
+                    RingItem::Closed { error } => {
+                        self.close(&mut st, error);
+                        break;
+                    }
+                }
                 continue;
-            };
-            match item {
-                RingItem::Frame(frame) => {
-                    if self.control.get().aborting() {
-                        self.ring.recycle(frame.buf);
+            }
+            let msg = match st.held.take() {
+                Some(m) => m,
+                None => match self.spill_rx.try_recv() {
+                    Ok(m) => m,
+                    Err(TryRecvError::Empty) => {
+                        std::thread::park_timeout(Duration::from_millis(5));
                         continue;
                     }
-                    let episode = frame.episode;
-                    let result = self.encode_frame(
-                        &mut writer,
-                        frame,
-                        &mut converted,
-                        &mut packets,
-                        &mut stages,
-                    );
-                    if let Err(e) = result {
-                        let msg = format!("camera {}: episode {episode}: {e:#}", self.camera);
-                        log::error!("{msg}");
-                        if let Some(w) = writer.take() {
-                            self.finish(w, Some(msg.clone()));
-                        }
-                        error = Some(msg);
-                    }
-                }
-                RingItem::EndEpisode { episode } => {
-                    if let Some(w) = writer.take() {
-                        debug_assert_eq!(w.episode, episode);
-                        self.finish(w, None);
-                    } else {
-                        // No frame reached the encoder (or it failed): still answer.
-                        let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
-                            camera: self.camera.clone(),
-                            episode,
-                            frames: 0,
-                            first_capture_ns: 0,
-                            last_capture_ns: 0,
-                            dropped: 0,
-                            error: error.clone(),
-                        }));
-                    }
-                }
-                RingItem::Closed {
-                    error: capture_error,
+                    Err(TryRecvError::Disconnected) => SpillMsg::Closed {
+                        error: Some("the capture thread vanished".into()),
+                    },
+                },
+            };
+            match msg {
+                SpillMsg::Frame {
+                    episode,
+                    index,
+                    meta,
                 } => {
-                    if let Some(w) = writer.take() {
-                        self.finish(w, capture_error.clone());
+                    let state = self.control.get();
+                    if !self.streaming_encoding
+                        && !state.aborting()
+                        && state.recording() == Some(episode)
+                    {
+                        // Low-resource mode: encode once the episode has ended.
+                        st.held = Some(SpillMsg::Frame {
+                            episode,
+                            index,
+                            meta,
+                        });
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
                     }
-                    if error.is_none() {
-                        error = capture_error;
+                    if state.aborting() || st.failed == Some(episode) {
+                        // Left on disk for `encode-pending` / `recover`.
+                        if let Some(w) = st.writer.as_mut().filter(|w| w.episode == episode) {
+                            w.left_in_spill += 1;
+                        } else {
+                            st.left_behind += 1;
+                        }
+                    } else {
+                        self.encode_spilled(&mut st, episode, index, meta);
                     }
-                    let _ = self.done.send(EncoderEvent::Closed {
-                        camera: self.camera.clone(),
-                        error: error.clone(),
-                    });
+                    self.spill_stats.on_done(true);
+                }
+                SpillMsg::Dropped {
+                    episode,
+                    index,
+                    meta,
+                    reason,
+                } => {
+                    log::debug!("camera {}: frame {index} lost: {reason}", self.camera);
+                    self.gap(&mut st, episode, index, meta);
+                    self.spill_stats.on_done(false);
+                }
+                SpillMsg::EndEpisode { episode } => {
+                    self.end_episode(&mut st, episode);
+                    self.spill_stats.on_done(false);
+                }
+                SpillMsg::Closed { error } => {
+                    self.close(&mut st, error);
+                    self.spill_stats.on_done(false);
                     break;
                 }
+                SpillMsg::Resume => st.spilling = false,
             }
         }
         EncoderReport {
-            stages,
+            stages: st.stages,
             trace: self.trace,
-            error,
+            error: st.error,
         }
+    }
+
+    /// Counts a ring frame that will not be encoded (abort, failed episode).
+    fn lost_in_ring(&self, frame: &FilledFrame, st: &LoopState) {
+        if st.failed == Some(frame.episode) {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Encodes one frame; a failure ends the episode's files as they are.
+    fn encode(&mut self, st: &mut LoopState, frame: FilledFrame, origin: Origin) {
+        let episode = frame.episode;
+        let mut writer = st.writer.take();
+        let result = self.encode_frame(
+            &mut writer,
+            frame,
+            origin,
+            &mut st.converted,
+            &mut st.packets,
+            &mut st.stages,
+        );
+        st.writer = writer;
+        if let Err(e) = result {
+            self.fail(st, episode, e);
+        }
+    }
+
+    /// Reads a spilled frame back and encodes it; an unreadable file
+    /// becomes a gap row (counted as dropped).
+    fn encode_spilled(&mut self, st: &mut LoopState, episode: u32, index: u64, meta: FrameMeta) {
+        let dir = super::spill::spill_dir(
+            &self
+                .episodes_dir
+                .join(crate::dataset::layout::episode_dir_name(episode)),
+            &self.camera,
+        );
+        let path = super::spill::spill_path(&dir, index);
+        match super::spill::read_spill(&path) {
+            Ok(f) => {
+                let frame = FilledFrame {
+                    episode,
+                    index,
+                    meta,
+                    buf: f.data,
+                };
+                self.encode(st, frame, Origin::Spill);
+            }
+            Err(e) => {
+                log::error!(
+                    "camera {}: episode {episode}: frame {index} lost: {e:#}",
+                    self.camera
+                );
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.gap(st, episode, index, meta);
+            }
+        }
+    }
+
+    /// Records frame `index` as lost (a gap row in the index, in order).
+    fn gap(&mut self, st: &mut LoopState, episode: u32, index: u64, meta: FrameMeta) {
+        if st.failed == Some(episode) {
+            return;
+        }
+        if st.writer.as_ref().is_none_or(|w| w.episode != episode) {
+            if let Some(old) = st.writer.take() {
+                self.finish(old, None);
+            }
+            match self.open_episode(episode) {
+                Ok(w) => st.writer = Some(w),
+                Err(e) => {
+                    self.fail(st, episode, e);
+                    return;
+                }
+            }
+        }
+        if let Some(w) = st.writer.as_mut() {
+            w.dropped += 1;
+            w.pending
+                .push_back((index, meta, Instant::now(), Origin::Dropped));
+        }
+    }
+
+    /// Ends `episode` after a failure: what was written stays, later frames
+    /// of the episode are not encoded (their spill files stay on disk).
+    fn fail(&mut self, st: &mut LoopState, episode: u32, e: anyhow::Error) {
+        let msg = format!("camera {}: episode {episode}: {e:#}", self.camera);
+        log::error!("{msg}");
+        if let Some(w) = st.writer.take() {
+            self.finish(w, Some(msg.clone()));
+        } else {
+            let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
+                camera: self.camera.clone(),
+                episode,
+                frames: 0,
+                first_capture_ns: 0,
+                last_capture_ns: 0,
+                dropped: 0,
+                spilled: 0,
+                error: Some(msg.clone()),
+            }));
+        }
+        st.failed = Some(episode);
+        st.error = Some(msg);
+    }
+
+    fn end_episode(&mut self, st: &mut LoopState, episode: u32) {
+        if st.failed == Some(episode) {
+            // Already reported when it failed.
+            st.failed = None;
+            return;
+        }
+        let left = std::mem::take(&mut st.left_behind);
+        if let Some(w) = st.writer.take() {
+            debug_assert_eq!(w.episode, episode);
+            self.finish(w, None);
+        } else {
+            // No frame reached the encoder (or it failed): still answer.
+            let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
+                camera: self.camera.clone(),
+                episode,
+                frames: 0,
+                first_capture_ns: 0,
+                last_capture_ns: 0,
+                dropped: 0,
+                spilled: 0,
+                error: (left > 0).then(|| {
+                    format!(
+                        "camera {}: episode {episode}: spilled frames left on disk (aborted); run `s6-edge encode-pending`",
+                        self.camera
+                    )
+                }),
+            }));
+        }
+    }
+
+    fn close(&mut self, st: &mut LoopState, capture_error: Option<String>) {
+        if let Some(w) = st.writer.take() {
+            self.finish(w, capture_error.clone());
+        }
+        if st.error.is_none() {
+            st.error = capture_error;
+        }
+        let _ = self.done.send(EncoderEvent::Closed {
+            camera: self.camera.clone(),
+            error: st.error.clone(),
+        });
     }
 
     fn open_episode(&self, episode: u32) -> anyhow::Result<EpisodeWriter> {
@@ -226,6 +443,10 @@ impl EncodeThread {
             mp4: None,
             index,
             pending: VecDeque::with_capacity(64),
+            spill_dir: super::spill::spill_dir(&dir, &self.camera),
+            spill_files: VecDeque::new(),
+            spilled: 0,
+            left_in_spill: 0,
             early: Vec::new(),
             frames: 0,
             dropped: 0,
@@ -241,6 +462,7 @@ impl EncodeThread {
         &mut self,
         writer: &mut Option<EpisodeWriter>,
         frame: FilledFrame,
+        origin: Origin,
         converted: &mut (Vec<u8>, Vec<u8>),
         packets: &mut Vec<EncodedPacket>,
         stages: &mut StageHistograms,
@@ -304,9 +526,12 @@ impl EncodeThread {
             .record_us(t_enc_end.duration_since(t_enc).as_micros() as u64);
         self.trace
             .span("encode", t_enc, t_enc_end, frame.episode, frame.index);
-        w.pending.push_back((frame.index, frame.meta, captured_at));
+        w.pending
+            .push_back((frame.index, frame.meta, captured_at, origin));
         let index = frame.index;
-        self.ring.recycle(frame.buf);
+        if origin == Origin::Ring {
+            self.ring.recycle(frame.buf);
+        }
         encode_result?;
         let t_mux = Instant::now();
         write_packets(w, packets, stages, &self.counters)?;
@@ -325,6 +550,11 @@ impl EncodeThread {
                 .flush(&mut packets)
                 .context("encoder flush failed")?;
             write_packets(&mut w, &mut packets, &mut stages, &self.counters)?;
+            // Frames lost after the last encoded one.
+            while let Some(&(idx, meta, _, Origin::Dropped)) = w.pending.front() {
+                w.pending.pop_front();
+                append_gap_row(&mut w.index, idx + w.rows_lost, &meta)?;
+            }
             if w.mp4.is_none() && w.frames == 0 && !w.early.is_empty() {
                 anyhow::bail!("the encoder produced packets but no codec configuration");
             }
@@ -337,6 +567,18 @@ impl EncodeThread {
                     "{} frame(s) were never returned by the encoder",
                     w.pending.len()
                 );
+            }
+            // Everything is durable: the spill files have served.
+            delete_spill_files(&w.spill_dir, &mut w.spill_files, u64::MAX);
+            if w.left_in_spill > 0 {
+                anyhow::bail!(
+                    "{} spilled frame(s) left in {} (aborted); run `s6-edge encode-pending`",
+                    w.left_in_spill,
+                    w.spill_dir.display()
+                );
+            }
+            if let Some(ep_dir) = w.spill_dir.parent().and_then(|p| p.parent()) {
+                super::spill::remove_spill_dir(ep_dir, &self.camera)?;
             }
             Ok(())
         })();
@@ -363,8 +605,25 @@ impl EncodeThread {
             first_capture_ns: w.first_capture_ns,
             last_capture_ns: w.last_capture_ns,
             dropped: w.dropped,
+            spilled: w.spilled,
             error,
         }));
+        // The episode is reported; now close its encoder session (SVT-AV1
+        // frees tens of MiB spread over its ~50 threads' malloc arenas) and
+        // hand the freed pages back, or every episode switch leaves some
+        // resident: RSS crept up ~30 MiB over the first episodes.
+        drop(w);
+        release_freed_memory();
+    }
+}
+
+/// Returns freed heap pages to the kernel: glibc keeps them in its arenas.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointers; it only walks glibc's own arenas
+    // under their locks and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -407,11 +666,16 @@ fn write_packets(
         mp4.write_packet(&pkt)?;
         // Packets come out in frame order for the low-delay configurations we
         // use; match each to its frame's capture metadata by pts.
-        while let Some(&(idx, meta, captured_at)) = w.pending.front() {
+        while let Some(&(idx, meta, captured_at, origin)) = w.pending.front() {
             if (idx as i64) > pkt.pts {
                 break;
             }
             w.pending.pop_front();
+            if origin == Origin::Dropped {
+                // Ring full and spill failed: a gap row in its place.
+                append_gap_row(&mut w.index, idx + w.rows_lost, &meta)?;
+                continue;
+            }
             if idx as i64 != pkt.pts {
                 anyhow::bail!("encoder skipped frame {idx} (got pts {})", pkt.pts);
             }
@@ -447,9 +711,13 @@ fn write_packets(
                 pts: pkt.pts,
                 size: pkt.data.len() as u32,
                 keyframe: pkt.keyframe,
-                spilled: false,
+                spilled: origin == Origin::Spill,
                 dropped: false,
             })?;
+            if origin == Origin::Spill {
+                w.spill_files.push_back((w.frames, idx));
+                w.spilled += 1;
+            }
             if w.frames == 0 {
                 w.first_capture_ns = meta.capture_ts_ns;
             }
@@ -463,8 +731,90 @@ fn write_packets(
     }
     if mp4.samples_durable() != durable_before {
         w.index.sync()?;
+        delete_spill_files(&w.spill_dir, &mut w.spill_files, mp4.samples_durable());
     }
     Ok(())
+}
+
+/// Nice value of encoder threads: under overload, capture and spill writes
+/// must get the CPU first (encoding can wait; a late capture loses frames).
+const ENCODER_NICE: i32 = 5;
+
+/// Lowers this thread's scheduling priority to [`ENCODER_NICE`]; the
+/// encoder's own worker threads, started from this thread, inherit it.
+fn yield_cpu_to_capture(camera: &str) {
+    // SAFETY: plain syscalls on the calling thread's id; no memory involved.
+    let (tid, rc) = unsafe {
+        let tid = libc::gettid();
+        let cur = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        (
+            tid,
+            libc::setpriority(
+                libc::PRIO_PROCESS,
+                tid as libc::id_t,
+                cur.max(0) + ENCODER_NICE,
+            ),
+        )
+    };
+    if rc != 0 {
+        log::debug!(
+            "camera {camera}: cannot lower encoder thread {tid}'s priority: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Appends the row of a lost frame: no video sample (`pts` -1), its real
+/// capture timestamp, `dropped`.
+fn append_gap_row(
+    index: &mut IndexWriter,
+    frame_index: u64,
+    meta: &FrameMeta,
+) -> anyhow::Result<()> {
+    index.append(&IndexRecord {
+        frame_index,
+        capture_ts_ns: meta.capture_ts_ns,
+        pts: -1,
+        size: 0,
+        keyframe: false,
+        spilled: false,
+        dropped: true,
+    })
+}
+
+/// Deletes the spill files of samples numbered below `durable` (their
+/// fragment is synced, and so is the index).
+fn delete_spill_files(dir: &std::path::Path, files: &mut VecDeque<(u64, u64)>, durable: u64) {
+    while let Some(&(sample, frame)) = files.front() {
+        if sample >= durable {
+            break;
+        }
+        files.pop_front();
+        let path = super::spill::spill_path(dir, frame);
+        if let Err(e) = std::fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                log::warn!("cannot delete {}: {e}", path.display());
+            }
+        }
+    }
+}
+
+/// State of the encoder loop.
+struct LoopState {
+    stages: StageHistograms,
+    writer: Option<EpisodeWriter>,
+    converted: (Vec<u8>, Vec<u8>),
+    packets: Vec<EncodedPacket>,
+    /// Fatal error, reported when the thread ends.
+    error: Option<String>,
+    /// Episode whose files failed: its later frames are not encoded.
+    failed: Option<u32>,
+    /// Reading the spill channel (between `SpillBegin` and `Resume`).
+    spilling: bool,
+    /// A spilled frame waiting for its episode to end (`--streaming-encoding=false`).
+    held: Option<SpillMsg>,
+    /// Spilled frames left on disk while no writer was open (abort).
+    left_behind: u64,
 }
 
 /// Nanoseconds since the Unix epoch, now.

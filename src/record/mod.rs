@@ -9,13 +9,16 @@ pub mod config;
 pub mod control;
 pub mod control_socket;
 pub mod disk_guard;
+pub mod drain;
 pub mod encode_thread;
 pub mod liveness;
 pub mod monitor;
 pub mod output_path;
+pub mod pending;
 pub mod pool;
 pub mod recorder;
 pub mod signals;
+pub mod spill;
 pub mod status;
 
 /// Runs `s6-edge record`.

@@ -37,6 +37,9 @@ pub enum RingItem {
         /// The episode that ended.
         episode: u32,
     },
+    /// The ring was full: after this marker the frames (and control items)
+    /// come through the spill channel until its `Resume` (see `super::spill`).
+    SpillBegin,
     /// The capture thread is gone (stop, end of a finite source, or a fault).
     Closed {
         /// Why, when it was a fault.
@@ -68,10 +71,13 @@ pub struct RingStats {
     pub high_water: AtomicUsize,
 }
 
+/// Places in the filled ring beyond the pool, for control items.
+const CONTROL_SPARE: usize = 16;
+
 /// Allocates `ring_frames` buffers of `frame_bytes` and returns both ends.
 ///
-/// The filled ring has two spare places beyond the pool so that control
-/// items (end of episode, close) always fit.
+/// The filled ring has spare places beyond the pool so that control items
+/// (end of episode, spill begin, close) always fit.
 pub fn frame_ring(ring_frames: usize, frame_bytes: usize) -> (CaptureEnd, EncoderEnd) {
     let slots = ring_frames.max(2);
     let (mut free_prod, free_cons) = HeapRb::<Vec<u8>>::new(slots).split();
@@ -79,7 +85,7 @@ pub fn frame_ring(ring_frames: usize, frame_bytes: usize) -> (CaptureEnd, Encode
         // Cannot fail: the ring has exactly `slots` places.
         let _ = free_prod.try_push(vec![0u8; frame_bytes]);
     }
-    let (filled_prod, filled_cons) = HeapRb::<RingItem>::new(slots + 4).split();
+    let (filled_prod, filled_cons) = HeapRb::<RingItem>::new(slots + CONTROL_SPARE).split();
     let stats = Arc::new(RingStats::default());
     (
         CaptureEnd {

@@ -40,6 +40,7 @@ struct Camera {
     ring_frames: u32,
     counters: Arc<CameraCounters>,
     ring_stats: Arc<super::pool::RingStats>,
+    spill_stats: Arc<super::spill::SpillStats>,
     capture: Option<JoinHandle<CaptureReport>>,
     encoder: Option<JoinHandle<EncoderReport>>,
     backlog: Vec<(f64, u64)>,
@@ -166,6 +167,8 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
             frame_ring(config.ring_frames as usize, format.frame_bytes());
         let counters = Arc::new(CameraCounters::default());
         let ring_stats = capture_end.stats().clone();
+        let (spill_tx, spill_rx) = mpsc::channel();
+        let spill_stats = Arc::new(super::spill::SpillStats::default());
         let encoder = EncodeThread {
             camera: spec.name.clone(),
             format,
@@ -176,6 +179,9 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
             counters: counters.clone(),
             episodes_dir: dataset.episodes_dir(),
             done: events_tx.clone(),
+            spill_rx,
+            spill_stats: spill_stats.clone(),
+            streaming_encoding: config.streaming_encoding,
             trace: TraceBuffer::new(
                 origin,
                 &spec.name,
@@ -196,6 +202,14 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
             camera: spec.name.clone(),
             source,
             ring: capture_end,
+            spill: super::spill::Spiller::new(
+                &spec.name,
+                format,
+                dataset.episodes_dir(),
+                spill_tx,
+                spill_stats.clone(),
+                config.streaming_encoding,
+            ),
             control: control.clone(),
             counters: counters.clone(),
             on_frame: Some(liveness.feeder(i)),
@@ -227,6 +241,7 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
             ring_frames: config.ring_frames,
             counters,
             ring_stats,
+            spill_stats,
             capture: Some(capture_handle),
             encoder: Some(encoder_handle),
             backlog: Vec::new(),
@@ -355,6 +370,7 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
             ring_high_water: cam.ring_stats.high_water.load(Ordering::Relaxed) as u64,
             fps_nominal: cam.format.fps(),
             backlog: std::mem::take(&mut cam.backlog),
+            spill_backlog_high_water: cam.spill_stats.backlog_high_water.load(Ordering::Relaxed),
             ..Default::default()
         };
         let recorded_s: f64 = schedule.episode_metrics.iter().map(|e| e.duration_s).sum();
@@ -364,6 +380,7 @@ pub fn record(config: RecordConfig) -> anyhow::Result<ExitCode> {
         if let Some(mut enc) = encoder {
             if let Some(c) = &capture {
                 enc.stages.capture = c.capture_latency.clone();
+                enc.stages.spill = c.spill_latency.clone();
             }
             cm.stages = enc.stages.summaries();
             let (events, _) = enc.trace.into_parts();
@@ -560,12 +577,13 @@ impl Schedule<'_> {
         cameras.iter().all(|c| self.closed.contains_key(&c.name))
     }
 
-    /// Samples every camera's ring backlog (once per call).
+    /// Samples every camera's backlog, ring + spill (once per call).
     fn sample_backlog(&self, cameras: &mut [Camera]) {
         let t = self.origin.elapsed().as_secs_f64();
         for cam in cameras {
-            cam.backlog
-                .push((t, cam.ring_stats.depth.load(Ordering::Relaxed) as u64));
+            let queued =
+                cam.ring_stats.depth.load(Ordering::Relaxed) as u64 + cam.spill_stats.backlog();
+            cam.backlog.push((t, queued));
         }
     }
 
@@ -684,15 +702,37 @@ impl Schedule<'_> {
                 .map(|c| Duration::from_nanos(3 * c.format.frame_interval_ns()))
                 .max()
                 .unwrap_or_default();
-        let wait_until = Instant::now() + wait_limit;
+        // A camera with a backlog (ring, spill files) may take long: it is
+        // stuck only when it encodes nothing for `wait_limit`.
+        let mut wait_until = Instant::now() + wait_limit;
+        let mut drain = super::drain::DrainProgress::new();
+        let mut next_sample = Instant::now();
         while cameras
             .iter()
             .any(|c| !done.contains_key(&c.name) && !self.closed.contains_key(&c.name))
         {
-            match self
-                .events
-                .recv_timeout(wait_until.saturating_duration_since(Instant::now()))
-            {
+            let backlog: u64 = cameras
+                .iter()
+                .map(|c| {
+                    c.ring_stats.depth.load(Ordering::Relaxed) as u64 + c.spill_stats.backlog()
+                })
+                .sum();
+            let encoded: u64 = cameras
+                .iter()
+                .map(|c| metrics::load(&c.counters.encoded))
+                .sum();
+            if drain.update(backlog, encoded) {
+                wait_until = Instant::now() + wait_limit;
+            }
+            if Instant::now() >= next_sample {
+                self.sample_backlog(cameras);
+                next_sample += Duration::from_secs(1);
+            }
+            match self.events.recv_timeout(
+                wait_until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(200)),
+            ) {
                 Ok(EncoderEvent::EpisodeDone(d)) if d.episode == index => {
                     if let Some(e) = &d.error {
                         errors.push(e.clone());
@@ -705,6 +745,7 @@ impl Schedule<'_> {
                 Ok(EncoderEvent::Closed { camera, error }) => {
                     self.closed.insert(camera, error);
                 }
+                Err(RecvTimeoutError::Timeout) if Instant::now() < wait_until => {}
                 Err(RecvTimeoutError::Timeout) => {
                     let missing: Vec<_> = cameras
                         .iter()
@@ -713,12 +754,13 @@ impl Schedule<'_> {
                         })
                         .map(|c| c.name.clone())
                         .collect();
-                    errors.push(format!("episode {index}: camera(s) {missing:?} did not finish within {:.1} s (stuck camera?)", wait_limit.as_secs_f64()));
+                    errors.push(format!("episode {index}: camera(s) {missing:?} encoded nothing for {:.1} s (stuck camera?)", wait_limit.as_secs_f64()));
                     break;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        drain.finish();
         let request = match reason {
             EndReason::Command(req) => Some(req),
             EndReason::DiskLow(_) => {
@@ -791,7 +833,7 @@ impl Schedule<'_> {
             cameras: done
                 .values()
                 .map(|d| {
-                    let spilled = 0;
+                    let spilled = d.spilled;
                     (
                         d.camera.clone(),
                         EpisodeCameraMeta {
