@@ -71,6 +71,18 @@ fn two_episodes() -> &'static Path {
     ds
 }
 
+/// Every frame of `mp4` decoded by ffmpeg as packed I420.
+fn ffmpeg_i420(mp4: &Path) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(mp4)
+        .args(["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"])
+        .output()
+        .expect("run ffmpeg");
+    assert!(out.status.success(), "ffmpeg decode of {}", mp4.display());
+    out.stdout
+}
+
 fn replay_cmd(args: &[&str]) -> std::process::Output {
     let out = s6(&[&["replay"], args].concat());
     dump("replay", &out);
@@ -92,6 +104,7 @@ fn two_replays_hash_equal_and_stamps_run_0_to_n_minus_1_per_camera_and_episode()
 
     // The library: every frame of the index, in order, stamps consecutive.
     let mut per: BTreeMap<(u32, String), Vec<Seen>> = BTreeMap::new();
+    let mut pixels: BTreeMap<(u32, String), Vec<u8>> = BTreeMap::new();
     let mut last_ts: Option<(u32, u64)> = None;
     for frame in Replay::open(ds).unwrap().frames().unwrap() {
         let f = frame.unwrap();
@@ -108,6 +121,10 @@ fn two_replays_hash_equal_and_stamps_run_0_to_n_minus_1_per_camera_and_episode()
         per.entry((f.episode, f.camera.to_string()))
             .or_default()
             .push((f.frame_index, stamp, f.capture_ts_ns));
+        pixels
+            .entry((f.episode, f.camera.to_string()))
+            .or_default()
+            .extend_from_slice(&f.data);
     }
     assert_eq!(per.len(), 4, "2 episodes x 2 cameras: {:?}", per.keys());
     for ((ep, cam), frames) in &per {
@@ -125,6 +142,19 @@ fn two_replays_hash_equal_and_stamps_run_0_to_n_minus_1_per_camera_and_episode()
             "{cam} ep {ep}: frame indexes 0..N-1 in order"
         );
         let stamps: Vec<Option<u64>> = frames.iter().map(|f| f.1).collect();
+        // Replay must deliver exactly what a reference decoder makes of the
+        // file; checked first, so a bad frame is pinned on the recording
+        // (both agree) or on the replay (they differ).
+        let mp4 = ds.join(format!("episodes/{ep:06}/{cam}.mp4"));
+        assert_eq!(
+            stamps,
+            decoded_stamps(&mp4, W, H),
+            "{cam} ep {ep}: replay stamps equal those of ffmpeg's decode"
+        );
+        assert!(
+            pixels[&(*ep, cam.clone())] == ffmpeg_i420(&mp4),
+            "{cam} ep {ep}: replay pixels are byte-identical to ffmpeg's decode"
+        );
         assert_consecutive_stamps(&stamps, &format!("{cam} episode {ep}"));
         let ts: Vec<u64> = frames.iter().map(|f| f.2).collect();
         let idx_ts: Vec<u64> = rows.iter().map(|r| r.capture_ts_ns).collect();
