@@ -27,8 +27,19 @@ use v4l::video::capture::Parameters;
 use v4l::video::Capture;
 use v4l::{Device, Format, FourCC, Fraction};
 
-/// Mmap buffers requested from the driver.
-pub const BUFFER_COUNT: u32 = 4;
+/// Fewest mmap buffers requested from the driver.
+pub const MIN_BUFFERS: u32 = 4;
+/// Most mmap buffers requested from the driver.
+pub const MAX_BUFFERS: u32 = 16;
+
+/// Mmap buffers to request at `fps`: about half a second of frames (4..16),
+/// so a capture thread descheduled for a few hundred milliseconds (a busy
+/// board, an emulated CPU) does not make the driver drop frames. With 4
+/// buffers at 15 fps the slack was ~200 ms, and a loaded VM lost frames.
+pub fn buffer_count(fps: f64) -> u32 {
+    let half_second = (fps / 2.0).ceil() as u32 + 1;
+    half_second.clamp(MIN_BUFFERS, MAX_BUFFERS)
+}
 /// How long `next_frame` waits for the driver before reporting a stall.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -261,11 +272,12 @@ impl V4l2Source {
             _ => min_stride,
         };
         let stride = (got.stride as usize).max(min_stride);
-        let mut stream = Stream::with_buffers(&device, Type::VideoCapture, BUFFER_COUNT)
+        let buffers = buffer_count(format.fps());
+        let mut stream = Stream::with_buffers(&device, Type::VideoCapture, buffers)
             .map_err(|e| explain_io(path, "mapping capture buffers", &e))?;
         stream.set_timeout(FRAME_TIMEOUT);
         log::info!(
-            "{path} ({}): {}x{} {} at {}/{} fps, stride {stride}",
+            "{path} ({}): {}x{} {} at {}/{} fps, stride {stride}, {buffers} buffers",
             caps.card,
             format.width,
             format.height,
@@ -545,6 +557,14 @@ mod tests {
         assert_eq!(buf, (1..=16).collect::<Vec<u8>>());
         // A truncated buffer is an error, not a panic.
         assert!(pack_frame(&f(PixelFormat::Yuyv), 10, &data[..12], &mut buf).is_err());
+    }
+
+    #[test]
+    fn about_half_a_second_of_buffers() {
+        assert_eq!(buffer_count(5.0), 4);
+        assert_eq!(buffer_count(15.0), 9);
+        assert_eq!(buffer_count(30.0), 16);
+        assert_eq!(buffer_count(120.0), 16);
     }
 
     #[test]

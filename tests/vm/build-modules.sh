@@ -22,7 +22,9 @@ if [[ ! -f "$SRC/.extracted" || "$TARBALL" -nt "$SRC/.extracted" ]]; then
     log "extracting the media sources from $TARBALL"
     rm -rf "$SRC"
     mkdir -p "$SRC"
-    nice -n 10 tar -xJf "$TARBALL" -C "$SRC" --strip-components=1 \
+    # --occurrence=1: stop reading once both members were found (10 s
+    # instead of 40 s: they sit early in the 140 MB tarball).
+    nice -n 10 tar -xJf "$TARBALL" -C "$SRC" --strip-components=1 --occurrence=1 \
         linux-source-6.1/drivers/media/v4l2-core/v4l2-mem2mem.c \
         linux-source-6.1/drivers/media/test-drivers/vicodec
     touch "$SRC/.extracted"

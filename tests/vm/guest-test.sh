@@ -11,9 +11,12 @@ mkdir -p "$OUT"
 PASSED=0
 FAILED=0
 SKIPPED=0
-pass() { PASSED=$((PASSED + 1)); echo "S6VM PASS: $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "S6VM FAIL: $*"; }
-skip() { SKIPPED=$((SKIPPED + 1)); echo "S6VM SKIP: $*"; }
+T0=$(date +%s)
+# Seconds since the guest tests started (where the VM's time goes).
+t() { echo "[t+$(($(date +%s) - T0))s]"; }
+pass() { PASSED=$((PASSED + 1)); echo "S6VM PASS: $* $(t)"; }
+fail() { FAILED=$((FAILED + 1)); echo "S6VM FAIL: $* $(t)"; }
+skip() { SKIPPED=$((SKIPPED + 1)); echo "S6VM SKIP: $* $(t)"; }
 has() { [ -x "$BIN/$1" ]; }
 
 # /dev node of the first V4L2 device whose sysfs name matches $1.
@@ -109,7 +112,7 @@ fi
 # MP4 muxer cannot carry, so the backend falls back to svtav1. The dataset
 # is written to the share so the host can inspect it too (ffprobe).
 # json_num FILE KEY: every value of "KEY": <number> in FILE, one per line.
-json_num() { tr ',{}' '\n\n\n' <"$1" | sed -n "s/.*\"$2\": *\([0-9][0-9]*\).*/\1/p"; }
+json_num() { tr ',{}' '\n' <"$1" | sed -n "s/.*\"$2\": *\([0-9][0-9]*\).*/\1/p"; }
 if has s6-edge && [ -n "$VIVID" ]; then
     rm -rf "$OUT/ds"
     "$BIN/s6-edge" record -i "v4l2:$VIVID" --width 320 --height 180 --fps 15 \
@@ -138,9 +141,12 @@ if has s6-edge && [ -n "$VIVID" ]; then
         fi
         # Frame counts against the kernel's buffer sequence numbers: for each
         # episode the recorder logs "F frames, D dropped, source sequence
-        # A..=B (N numbers)"; the index must hold F + D = N rows (dropped
-        # rows stand for sequence gaps), D must be 0 at this light load, and
-        # verify must have counted the same rows.
+        # A..=B (N numbers)"; the index must hold exactly F + D = N rows
+        # (dropped rows stand for sequence gaps) and verify must have counted
+        # the same rows. D is 0 on an idle host; when the host is overloaded
+        # the emulated CPU runs vivid's frame thread late and vivid itself
+        # skips sequence numbers (it counts frames by elapsed time), so up to
+        # 1 in 20 is tolerated there, and reported.
         seq_lines="$(grep -o '[0-9]* frames, [0-9]* dropped, source sequence [0-9]*\.\.=[0-9]* ([0-9]* numbers)' "$OUT/record.log")"
         rows="$(json_num "$OUT/verify.json" index_rows | tr '\n' ' ')"
         n=0
@@ -156,7 +162,7 @@ if has s6-edge && [ -n "$VIVID" ]; then
             want=$((last - first + 1))
             got_rows="$(echo "$rows" | cut -d' ' -f"$n")"
             summary="$summary ep$((n - 1)): seq $first..$last = $want, rows $got_rows, frames $f, dropped $d;"
-            [ "$nums" -eq "$want" ] && [ $((f + d)) -eq "$want" ] && [ "$d" -eq 0 ] &&
+            [ "$nums" -eq "$want" ] && [ $((f + d)) -eq "$want" ] && [ $((d * 20)) -le "$want" ] &&
                 [ "$got_rows" = $((f + d)) ] || bad="$bad ep$((n - 1))"
         done <<EOF_SEQ
 $seq_lines
@@ -231,11 +237,15 @@ if has v4l2-ctl && [ -n "$VIVID" ]; then
     fmts="$("$BIN/v4l2-ctl" -d "$VIVID" --list-formats 2>/dev/null | sed -n "s/.*'\([A-Z0-9 ]*\)'.*/\1/p" | tr '\n' ' ')"
     case " $fmts " in
         *" MJPG "* | *" JPEG "*)
-            "$BIN/s6-edge" record -i "v4l2:$VIVID#format=mjpeg" --width 320 --height 180 --fps 15 \
+            if "$BIN/s6-edge" record -i "v4l2:$VIVID#format=mjpeg" --width 320 --height 180 --fps 15 \
                 --episodes 1 --episode-time 1 --vcodec svtav1 --plugin-dir "$SHARE/plugins" \
                 -o "$OUT/ds-mjpeg" >"$OUT/record-mjpeg.log" 2>&1 &&
-                "$BIN/s6-edge" verify "$OUT/ds-mjpeg" >>"$OUT/record-mjpeg.log" 2>&1 &&
-                pass "mjpeg-capture" || { cat "$OUT/record-mjpeg.log"; fail "mjpeg-capture"; } ;;
+                "$BIN/s6-edge" verify "$OUT/ds-mjpeg" >>"$OUT/record-mjpeg.log" 2>&1; then
+                pass "mjpeg-capture"
+            else
+                cat "$OUT/record-mjpeg.log"
+                fail "mjpeg-capture"
+            fi ;;
         *) skip "mjpeg-capture: vivid offers no MJPEG (it offers: $fmts); decoder tested on the host" ;;
     esac
 fi
@@ -246,9 +256,11 @@ fi
 # with a clear error and exit 1, and keep what it captured before the fault:
 # the episode's completed fragments must decode (verify names the episode).
 if has s6-edge && has v4l2-ctl && [ -n "$VIVID" ]; then
-    rm -rf "$OUT/ds-unplug"
+    rm -rf "$OUT/ds-unplug" /tmp/plugins-sw
+    # Only svtav1 in the plugin dir: no time spent probing the others.
+    mkdir -p /tmp/plugins-sw && ln -s "$SHARE/plugins/libs6_codec_svtav1.so" /tmp/plugins-sw/
     "$BIN/s6-edge" record -i "v4l2:$VIVID" --width 320 --height 180 --fps 15 --episodes 1 \
-        --episode-time 8 --vcodec svtav1 --plugin-dir "$SHARE/plugins" --probe-timeout-ms 60000 \
+        --episode-time 8 --vcodec svtav1 --plugin-dir /tmp/plugins-sw --probe-timeout-ms 60000 \
         -o "$OUT/ds-unplug" >"$OUT/record-unplug.log" 2>&1 &
     pid=$!
     i=0

@@ -10,7 +10,8 @@
 # the "S6VM RESULT:" line the guest writes, never from QEMU's exit status.
 #
 # Environment:
-#   S6VM_TIMEOUT   seconds QEMU may run (default 300)
+#   S6VM_TIMEOUT   seconds QEMU may run (default 420: the guest needs ~130 s
+#                  on an idle 2-core host, ~270 s when the host is overloaded)
 #   S6VM_NO_APT=1  do not apt-get install (fail if something is missing)
 #   S6VM_NO_BUILD=1  do not run cargo; use what is already in the target dir
 #   S6VM_PROFILE   cargo profile dir to use: debug (default) or release
@@ -95,7 +96,7 @@ T_SHARE=$(date +%s)
 LOGDIR="$CACHE/logs"
 mkdir -p "$LOGDIR"
 CONSOLE="$LOGDIR/console.log"
-TIMEOUT="${S6VM_TIMEOUT:-300}"
+TIMEOUT="${S6VM_TIMEOUT:-420}"
 log "booting $KVER under QEMU TCG (timeout ${TIMEOUT}s), console: $CONSOLE"
 set +e
 nice -n 10 timeout --kill-after=10 "$TIMEOUT" qemu-system-x86_64 \
