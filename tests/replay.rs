@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use s6_edge::capture::stamp::read_stamp;
 use s6_edge::replay::raw_out::read_frame;
-use s6_edge::replay::{EpisodeSelection, Replay};
+use s6_edge::replay::{EpisodeSelection, FrameOrigin, Replay};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -531,8 +531,10 @@ fn have_libx264() -> bool {
 
 /// An H.264 dataset (what hardware encoders record): stamped synthetic
 /// frames coded by libx264, muxed and indexed by the library, the episode
-/// left unfinished (no episode.json). Returns (dataset dir, capture stamps).
-fn h264_dataset(dir: &Path, frames: u64) -> Vec<u64> {
+/// left unfinished (no episode.json); the last `pending` frames are left as
+/// the recorder's spill files, as a crash during spilling leaves them.
+/// Returns the capture timestamps.
+fn h264_dataset(dir: &Path, frames: u64, pending: u64) -> Vec<u64> {
     use s6_edge::dataset::index::{IndexHeader, IndexRecord, IndexWriter};
     use s6_edge::dataset::layout::Dataset;
     use s6_edge::dataset::meta::{CameraMeta, DatasetMeta, EncoderMeta};
@@ -643,11 +645,40 @@ fn h264_dataset(dir: &Path, frames: u64) -> Vec<u64> {
     )
     .unwrap();
     let mut stamps = Vec::new();
+    let spill_dir = s6_edge::record::spill::spill_dir(&ep.dir, "hw");
+    let mut scratch = Vec::new();
     for (i, unit) in units.iter().enumerate() {
         let data = annex_b(&mut unit.iter());
         let keyframe = unit.iter().any(|n| h264::nal_type(n) == 5);
         // Irregular spacing, as real cameras deliver.
         let ts = 1_790_000_000_000_000_000 + i as u64 * 66_666_667 + (i as u64 % 4) * 1_500_000;
+        stamps.push(ts);
+        if i as u64 >= frames - pending {
+            let format = s6_edge::frame::VideoFormat {
+                width: W,
+                height: H,
+                fps_num: 15,
+                fps_den: 1,
+                pixel_format: s6_edge::frame::PixelFormat::I420,
+            };
+            let meta = s6_edge::frame::FrameMeta {
+                capture_ts_ns: ts,
+                sequence: Some(i as u64),
+                lost_before: 0,
+            };
+            let pixels = &raw[i * frame.len()..(i + 1) * frame.len()];
+            std::fs::create_dir_all(&spill_dir).unwrap();
+            s6_edge::record::spill::write_spill(
+                &spill_dir,
+                pixels,
+                &format,
+                i as u64,
+                &meta,
+                &mut scratch,
+            )
+            .unwrap();
+            continue;
+        }
         mp4.write_packet(&EncodedPacket {
             data: data.clone(),
             pts: i as i64,
@@ -664,7 +695,6 @@ fn h264_dataset(dir: &Path, frames: u64) -> Vec<u64> {
             ..IndexRecord::default()
         })
         .unwrap();
-        stamps.push(ts);
     }
     mp4.finish().unwrap();
     idx.finish().unwrap();
@@ -679,7 +709,7 @@ fn h264_recordings_replay_through_gstreamer_in_order() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let ts = h264_dataset(tmp.path(), 24);
+    let ts = h264_dataset(tmp.path(), 24, 0);
     let ds = tmp.path().join("ds");
     let frames: Vec<_> = Replay::open(&ds)
         .unwrap()
@@ -702,4 +732,52 @@ fn h264_recordings_replay_through_gstreamer_in_order() {
     assert!(a.status.success());
     assert_eq!(a.stdout, b.stdout, "H.264 replays are deterministic too");
     assert!(String::from_utf8_lossy(&a.stdout).contains("hw  24 frames"));
+}
+
+#[test]
+fn pending_spill_frames_are_merged_in_by_frame_index() {
+    if !have_libx264() {
+        eprintln!("skipping: ffmpeg has no libx264");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    // A crash while spilling: frames 0..18 in the video, 18..24 pending on disk.
+    let ts = h264_dataset(tmp.path(), 24, 6);
+    let ds = tmp.path().join("ds");
+    assert_eq!(index_rows(&ds.join("episodes/000000/hw.idx")).len(), 18);
+    let frames: Vec<_> = Replay::open(&ds)
+        .unwrap()
+        .frames()
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    assert_eq!(frames.len(), 24, "video frames and pending spill frames");
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(f.frame_index, i as u64);
+        assert_eq!(f.capture_ts_ns, ts[i], "frame {i}: capture timestamp");
+        let want = if i < 18 {
+            FrameOrigin::Video
+        } else {
+            FrameOrigin::Spill
+        };
+        assert_eq!(f.origin, want, "frame {i}");
+        assert_eq!(
+            read_stamp(f.luma(), W, H, W as usize),
+            Some(i as u64),
+            "frame {i}"
+        );
+    }
+    // Raw output flags the spilled frames.
+    let raw = tmp.path().join("r.raw");
+    assert!(
+        replay_cmd(&[ds.to_str().unwrap(), "--raw-out", raw.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let mut bytes = &std::fs::read(&raw).unwrap()[..];
+    let mut flags = Vec::new();
+    while let Some((h, _)) = read_frame(&mut bytes).unwrap() {
+        flags.push(h.flags & 2 != 0);
+    }
+    assert_eq!(flags, (0..24).map(|i| i >= 18).collect::<Vec<_>>());
 }

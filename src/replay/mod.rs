@@ -60,4 +60,4 @@ pub use frame::{FrameOrigin, ReplayFrame};
 pub use pacing::Pacer;
 pub use reader::{Frames, PlannedEpisode, Replay};
 pub use select::EpisodeSelection;
-pub use spill::{PngSpill, SpillReader};
+pub use spill::{RecordSpill, SpillReader};

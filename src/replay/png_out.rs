@@ -7,6 +7,9 @@ use crate::frame::PixelFormat;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
+/// Text chunk key carrying the capture timestamp.
+pub const TS_KEY: &str = "s6:capture_ts_ns";
+
 /// Writes frames as PNG files.
 pub struct PngWriter {
     dir: PathBuf,
@@ -57,11 +60,8 @@ impl PngWriter {
         enc.set_color(png::ColorType::Rgb);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
-        enc.add_text_chunk(
-            super::spill::TS_KEY.to_string(),
-            f.capture_ts_ns.to_string(),
-        )
-        .context("PNG text chunk")?;
+        enc.add_text_chunk(TS_KEY.to_string(), f.capture_ts_ns.to_string())
+            .context("PNG text chunk")?;
         let mut w = enc
             .write_header()
             .with_context(|| format!("writing {}", path.display()))?;

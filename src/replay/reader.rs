@@ -3,7 +3,7 @@
 
 use super::frame::ReplayFrame;
 use super::select::EpisodeSelection;
-use super::spill::{PngSpill, SpillReader};
+use super::spill::{RecordSpill, SpillReader};
 use super::stream::CameraStream;
 use crate::dataset::layout::Dataset;
 use crate::frame::{PixelFormat, VideoFormat};
@@ -45,7 +45,7 @@ impl Replay {
             dataset: Dataset::open(dir)?,
             episodes: EpisodeSelection::all(),
             cameras: None,
-            spill: Arc::new(PngSpill),
+            spill: Arc::new(RecordSpill),
         })
     }
 
