@@ -51,12 +51,20 @@ fn kill9(mut child: Child) {
     assert!(!status.success(), "record was killed");
 }
 
-/// Waits until `cond` holds (panics after `limit`).
-fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+/// Waits until `cond` holds while `child` runs (panics after `limit`, or
+/// with its stderr when it exits first).
+fn wait_for(child: &mut Child, what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     let until = Instant::now() + limit;
     while !cond() {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut e, &mut err);
+            }
+            panic!("record exited ({status}) before {what}:\n{err}");
+        }
         assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -140,7 +148,7 @@ fn status_of(ep: &Path) -> String {
 fn kill_mid_episode_then_recover() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");
-    let child = spawn_record(
+    let mut child = spawn_record(
         tmp.path(),
         &ds,
         &["left", "right"],
@@ -148,9 +156,14 @@ fn kill_mid_episode_then_recover() {
     );
     let mp4 = ds.join("episodes/000000/left.mp4");
     // Several fragments (≤ 1 s each) are durable: well inside the episode.
-    wait_for("3 s of video", Duration::from_secs(30), || {
+    wait_for(&mut child, "3 s of video", Duration::from_secs(30), || {
         file_len(&mp4) > 0 && s6_edge::mux::scan(&mp4).is_ok_and(|s| s.fragments.len() >= 3)
     });
+    // While record runs, recover refuses to touch the dataset.
+    let busy = s6(&["recover", ds.to_str().unwrap()]);
+    assert_eq!(busy.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&busy.stderr);
+    assert!(err.contains("in use by another s6-edge process"), "{err}");
     kill9(child);
     assert!(!ds.join("episodes/000000/episode.json").exists());
 
@@ -218,7 +231,7 @@ fn kill_between_episodes_and_at_an_episode_start() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");
     // Killed during --reset-time: episode 0 is complete, nothing is torn.
-    let child = spawn_record(
+    let mut child = spawn_record(
         tmp.path(),
         &ds,
         &["cam0"],
@@ -231,9 +244,12 @@ fn kill_between_episodes_and_at_an_episode_start() {
             "30",
         ],
     );
-    wait_for("episode 0 to finish", Duration::from_secs(30), || {
-        ds.join("episodes/000000/episode.json").exists()
-    });
+    wait_for(
+        &mut child,
+        "episode 0 to finish",
+        Duration::from_secs(30),
+        || ds.join("episodes/000000/episode.json").exists(),
+    );
     std::thread::sleep(Duration::from_millis(300));
     kill9(child);
     let text = recover(&ds);
@@ -243,15 +259,18 @@ fn kill_between_episodes_and_at_an_episode_start() {
     // Killed as soon as the next episode's directory appears: at most a few
     // frames exist; the episode is either recovered or, holding no frame,
     // removed. Either way the dataset verifies and recording can continue.
-    let child = spawn_record(
+    let mut child = spawn_record(
         &tmp.path().join("again"),
         &ds,
         &["cam0"],
         &["--episodes", "1", "--episode-time", "5"],
     );
-    wait_for("episode 1 to start", Duration::from_secs(30), || {
-        ds.join("episodes/000001").is_dir()
-    });
+    wait_for(
+        &mut child,
+        "episode 1 to start",
+        Duration::from_secs(30),
+        || ds.join("episodes/000001").is_dir(),
+    );
     kill9(child);
     let text = recover(&ds);
     assert!(
@@ -267,14 +286,14 @@ fn kill_between_episodes_and_at_an_episode_start() {
 fn record_with_recover_flag_recovers_then_records() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");
-    let child = spawn_record(
+    let mut child = spawn_record(
         tmp.path(),
         &ds,
         &["cam0"],
         &["--episodes", "1", "--episode-time", "60"],
     );
     let mp4 = ds.join("episodes/000000/cam0.mp4");
-    wait_for("2 fragments", Duration::from_secs(30), || {
+    wait_for(&mut child, "2 fragments", Duration::from_secs(30), || {
         file_len(&mp4) > 0 && s6_edge::mux::scan(&mp4).is_ok_and(|s| s.fragments.len() >= 2)
     });
     kill9(child);
@@ -405,6 +424,51 @@ fn hand_made_torn_files() {
         );
     }
     assert!(complete["cameras"]["a"]["frames"].as_u64().unwrap() > kept["a"]);
+
+    // Again, now cut inside the last fragment's moof: nothing of it can be
+    // read, the whole fragment goes and its index rows with it.
+    std::fs::remove_file(ep.join("episode.json")).unwrap();
+    let mp4 = ep.join("a.mp4");
+    let scan = s6_edge::mux::scan(&mp4).unwrap();
+    let last = *scan.fragments.last().unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&mp4)
+        .unwrap()
+        .set_len(last.offset + 20)
+        .unwrap();
+    let text = recover(&ds);
+    assert!(
+        text.contains(&format!("a: {} frames kept", last.first_sample)),
+        "{text}"
+    );
+    check_recovered(&ds, &["a", "b"]);
+    let meta = json(&ep.join("episode.json"));
+    let rec = &meta["recovery"]["cameras"]["a"];
+    assert_eq!(rec["samples_salvaged"].as_u64(), Some(0));
+    assert_eq!(rec["mp4_trimmed_bytes"].as_u64(), Some(20));
+    assert_eq!(
+        rec["rows_without_sample"].as_u64(),
+        Some(kept["a"] - last.first_sample as u64)
+    );
+
+    // And with an index that is not an index at all: rebuilt from the video,
+    // every row synthesized (and said so).
+    std::fs::remove_file(ep.join("episode.json")).unwrap();
+    std::fs::write(ep.join("a.idx"), b"this is not an index").unwrap();
+    let text = recover(&ds);
+    assert!(
+        text.contains("index unreadable, rebuilt from the video"),
+        "{text}"
+    );
+    check_recovered(&ds, &["a", "b"]);
+    let meta = json(&ep.join("episode.json"));
+    let frames = meta["cameras"]["a"]["frames"].as_u64().unwrap();
+    assert_eq!(frames, last.first_sample as u64);
+    assert_eq!(
+        meta["recovery"]["cameras"]["a"]["rows_synthesized"].as_u64(),
+        Some(frames)
+    );
 }
 
 #[test]
@@ -456,4 +520,256 @@ fn empty_unfinished_episode_is_removed_and_other_files_are_kept() {
     assert_eq!(std::fs::read(ep2.join("notes.txt")).unwrap(), b"mine");
     std::fs::remove_dir_all(&ep2).unwrap();
     check_recovered(&ds, &["cam0"]);
+}
+
+/// Stamps of every decoded frame, one per sample (no frames duplicated to
+/// fill presentation-time gaps, unlike ffmpeg's constant-rate default).
+fn stamps_passthrough(path: &Path, width: u32, height: u32) -> Vec<u64> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks((width * height) as usize)
+        .map(|luma| {
+            s6_edge::capture::stamp::read_stamp(luma, width, height, width as usize)
+                .expect("readable stamp")
+        })
+        .collect()
+}
+
+/// Complete spill files of `cam` in episode 0.
+fn spill_files(ds: &Path, cam: &str) -> usize {
+    std::fs::read_dir(ds.join(format!("episodes/000000/spill/{cam}")))
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".png"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn kill_while_spilling_then_recover_encodes_the_spill_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    // Every frame goes to a spill file; encoding would start after the episode.
+    let mut child = spawn_record(
+        tmp.path(),
+        &ds,
+        &["left", "right"],
+        &[
+            "--episodes",
+            "1",
+            "--episode-time",
+            "60",
+            "--streaming-encoding=false",
+        ],
+    );
+    wait_for(
+        &mut child,
+        "20 spill files per camera",
+        Duration::from_secs(30),
+        || spill_files(&ds, "left") >= 20 && spill_files(&ds, "right") >= 20,
+    );
+    kill9(child);
+    let pending: BTreeMap<&str, usize> = ["left", "right"]
+        .into_iter()
+        .map(|c| (c, spill_files(&ds, c)))
+        .collect();
+
+    let plugins = svtav1_dir(&tmp.path().join("again"));
+    let out = s6(&[
+        "recover",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        ds.to_str().unwrap(),
+    ]);
+    dump("recover", &out);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pending spill frame(s) encoded"), "{text}");
+    assert!(
+        !ds.join("episodes/000000/spill").exists(),
+        "spill files gone"
+    );
+    let eps = check_recovered(&ds, &["left", "right"]);
+    let meta = json(&eps[0].join("episode.json"));
+    assert_eq!(meta["status"], "recovered");
+    for cam in ["left", "right"] {
+        let encoded = meta["recovery"]["cameras"][cam]["spill_frames_encoded"]
+            .as_u64()
+            .unwrap();
+        // Every complete spill file became a frame (a write torn by the kill
+        // leaves only a temporary file, which is not counted).
+        assert_eq!(encoded as usize, pending[cam], "{cam}");
+        assert_eq!(meta["cameras"][cam]["frames"].as_u64(), Some(encoded));
+        assert_eq!(meta["cameras"][cam]["spilled"].as_u64(), Some(encoded));
+    }
+}
+
+#[test]
+fn kill_while_the_spill_backlog_drains_then_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    // 10 s at 30 fps spilled, then encoded during the reset time: kill
+    // while part of the backlog is in the MP4 and part still in spill files.
+    let mut child = spawn_record(
+        tmp.path(),
+        &ds,
+        &["cam0,fps=30"],
+        &[
+            "--episodes",
+            "2",
+            "--episode-time",
+            "10",
+            "--reset-time",
+            "30",
+            "--streaming-encoding=false",
+        ],
+    );
+    let mp4 = ds.join("episodes/000000/cam0.mp4");
+    wait_for(
+        &mut child,
+        "the backlog half encoded",
+        Duration::from_secs(60),
+        || {
+            spill_files(&ds, "cam0") > 0
+                && file_len(&mp4) > 0
+                && s6_edge::mux::scan(&mp4).is_ok_and(|s| s.samples.len() >= 16)
+        },
+    );
+    kill9(child);
+    let in_video = s6_edge::mux::scan(&mp4).unwrap().samples.len();
+    let left = spill_files(&ds, "cam0");
+    assert!(left > 0, "spill files remain");
+    // Frames that exist somewhere: in the video, or as a spill file (those
+    // already encoded are deleted only after the episode's fragments are
+    // durable, so the two sets may overlap).
+    let mut exist: std::collections::BTreeSet<u64> = (0..in_video as u64).collect();
+    for e in std::fs::read_dir(ds.join("episodes/000000/spill/cam0")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_suffix(".png").and_then(|n| n.parse().ok()) {
+            exist.insert(n);
+        }
+    }
+
+    let plugins = svtav1_dir(&tmp.path().join("again"));
+    let out = s6(&[
+        "recover",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        ds.to_str().unwrap(),
+    ]);
+    dump("recover", &out);
+    assert!(out.status.success());
+    let eps = check_recovered(&ds, &["cam0"]);
+    let meta = json(&eps[0].join("episode.json"));
+    let frames = meta["cameras"]["cam0"]["frames"].as_u64().unwrap() as usize;
+    assert_eq!(
+        frames,
+        exist.len(),
+        "every frame that was durable (in the video or as a spill file) is in the video: \
+         {in_video} were in the video, {left} spill files pending"
+    );
+    assert!(frames > 250, "{frames} of 300 frames");
+}
+
+#[test]
+fn kill_while_an_overloaded_encoder_spills_then_recover() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ds = tmp.path().join("ds");
+    // 320x240@30 at the slowest low-delay preset through a 2-frame ring:
+    // the encoder falls behind, frames spill while earlier ones stream.
+    let mut child = spawn_record(
+        tmp.path(),
+        &ds,
+        &["cam0,fps=30,width=320,height=240"],
+        &[
+            "--episodes",
+            "1",
+            "--episode-time",
+            "60",
+            "--ring-frames",
+            "2",
+            "--preset",
+            "1",
+        ],
+    );
+    let mp4 = ds.join("episodes/000000/cam0.mp4");
+    wait_for(
+        &mut child,
+        "streamed and spilled frames",
+        Duration::from_secs(40),
+        || {
+            spill_files(&ds, "cam0") >= 10
+                && file_len(&mp4) > 0
+                && s6_edge::mux::scan(&mp4).is_ok_and(|s| s.samples.len() >= 16)
+        },
+    );
+    kill9(child);
+    let in_video = s6_edge::mux::scan(&mp4).unwrap().samples.len() as u64;
+    let mut exist: std::collections::BTreeSet<u64> = (0..in_video).collect();
+    for e in std::fs::read_dir(ds.join("episodes/000000/spill/cam0")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_suffix(".png").and_then(|n| n.parse().ok()) {
+            exist.insert(n);
+        }
+    }
+
+    let plugins = svtav1_dir(&tmp.path().join("again"));
+    let out = s6(&[
+        "recover",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        ds.to_str().unwrap(),
+    ]);
+    dump("recover", &out);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("pending spill frame(s) encoded"), "{text}");
+    let verify = s6(&["verify", ds.to_str().unwrap()]);
+    dump("verify", &verify);
+    assert!(verify.status.success());
+    // Frames that were still in the ring when the process died were never
+    // durable: they are gap rows (`dropped`), and the video skips their
+    // numbers. Every durable frame is in the video, in order: the stamps,
+    // relative to the first, are exactly the durable frame numbers.
+    let stamps = stamps_passthrough(&mp4, 320, 240);
+    let first = stamps[0];
+    let numbers: Vec<u64> = stamps.iter().map(|s| s - first).collect();
+    assert_eq!(
+        numbers,
+        exist.iter().copied().collect::<Vec<_>>(),
+        "every durable frame (video or spill file) is in the video, in order"
+    );
+    let meta = json(&ds.join("episodes/000000/episode.json"));
+    let frames = meta["cameras"]["cam0"]["frames"].as_u64().unwrap();
+    assert_eq!(frames as usize, stamps.len());
+    let rows = index_rows(&ds.join("episodes/000000/cam0.idx"));
+    let lost = numbers.last().unwrap() + 1 - frames;
+    assert_eq!(
+        rows.iter().filter(|r| r.dropped).count() as u64,
+        lost,
+        "each frame lost in the ring is a dropped row"
+    );
+    assert!(meta["cameras"]["cam0"]["spilled"].as_u64().unwrap() >= 10);
+    let before = hash_tree(&ds);
+    assert!(recover(&ds).contains("nothing to recover"));
+    assert_eq!(hash_tree(&ds), before, "a second recover changes nothing");
 }

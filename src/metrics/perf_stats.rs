@@ -49,7 +49,7 @@ pub fn stat_values(s: &LatencySummary) -> [f64; 11] {
 }
 
 /// Per-camera counters shown, with how to read each from the metrics.
-fn counters(m: &super::CameraMetrics) -> [(&'static str, f64); 8] {
+fn counters(m: &super::CameraMetrics) -> [(&'static str, f64); 9] {
     let backlog_max = m.backlog.iter().map(|&(_, n)| n).max().unwrap_or(0);
     [
         ("frames_captured", m.frames_captured as f64),
@@ -60,6 +60,7 @@ fn counters(m: &super::CameraMetrics) -> [(&'static str, f64); 8] {
         ("fps_nominal", m.fps_nominal),
         ("ring_high_water", m.ring_high_water as f64),
         ("backlog_max", backlog_max as f64),
+        ("spill_backlog_max", m.spill_backlog_high_water as f64),
     ]
 }
 

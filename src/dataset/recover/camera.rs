@@ -86,12 +86,13 @@ impl CameraPlan {
 }
 
 /// Reads the camera's files and plans the recovery; changes nothing.
-/// `pending_spill` lists frame numbers still available as spill files.
+/// `spill` maps the video pts of every frame still available as a spill
+/// file to the capture time its metadata records (`None`: unreadable).
 pub fn inspect(
     dir: &Path,
     cam: &CameraMeta,
     codec: &str,
-    pending_spill: &[u64],
+    spill: &BTreeMap<u64, Option<u64>>,
 ) -> anyhow::Result<CameraPlan> {
     let mp4_path = dir.join(format!("{}.mp4", cam.name));
     let idx_path = dir.join(format!("{}.idx", cam.name));
@@ -115,7 +116,7 @@ pub fn inspect(
     }
     match &mp4_problem {
         // Spill-only recording: the video is made from the spill files.
-        Some(_) if !mp4_path.exists() && !pending_spill.is_empty() => {}
+        Some(_) if !mp4_path.exists() && !spill.is_empty() => {}
         Some(p) => counts.notes.push(format!("video not usable: {p}")),
         None => {}
     }
@@ -175,7 +176,7 @@ pub fn inspect(
         }
         let keep = row.dropped
             || samples.contains_key(&row.pts)
-            || pending_spill.contains(&u64::try_from(row.pts).unwrap_or(u64::MAX));
+            || u64::try_from(row.pts).is_ok_and(|p| spill.contains_key(&p));
         if keep {
             by_frame.insert(row.frame_index, *row);
         } else {
@@ -183,18 +184,26 @@ pub fn inspect(
         }
     }
 
-    // Samples lacking a row: keep them, with an estimated capture time.
+    // Samples lacking a row: keep them. Their capture time comes from their
+    // spill file when one is left (exact), else it is estimated.
     let have_row: std::collections::BTreeSet<i64> = by_frame
         .values()
         .filter(|r| !r.dropped)
         .map(|r| r.pts)
         .collect();
     let interval_ns = 1e9 * f64::from(cam.fps_den.max(1)) / f64::from(cam.fps_num.max(1));
-    let known: Vec<(u64, u64)> = by_frame
+    // Measured capture times by video pts: index rows, then spill files.
+    let mut anchors: BTreeMap<u64, u64> = by_frame
         .values()
-        .filter(|r| !r.dropped)
-        .map(|r| (r.frame_index, r.capture_ts_ns))
+        .filter(|r| !r.dropped && r.pts >= 0)
+        .map(|r| (r.pts as u64, r.capture_ts_ns))
         .collect();
+    for (&pts, ts) in spill {
+        if let Some(ts) = ts {
+            anchors.entry(pts).or_insert(*ts);
+        }
+    }
+    let known: Vec<(u64, u64)> = anchors.into_iter().collect();
     // Frame numbers run ahead of video pts by the dropped rows before them.
     let slots: Vec<(i64, i64)> = by_frame
         .values()
@@ -210,13 +219,17 @@ pub fn inspect(
         let offset = before.checked_sub(1).map_or(0, |i| slots[i].1);
         let frame =
             u64::try_from(pts + offset).context("negative presentation time in the video")?;
+        let upts = pts as u64;
+        let from_spill = spill.get(&upts).copied().flatten();
         let row = IndexRecord {
             frame_index: frame,
-            capture_ts_ns: estimate_capture_ns(&known, frame, interval_ns, header.created_unix_ns),
+            capture_ts_ns: from_spill.unwrap_or_else(|| {
+                estimate_capture_ns(&known, upts, interval_ns, header.created_unix_ns)
+            }),
             pts,
             size: sample.size,
             keyframe: sample.keyframe,
-            spilled: false,
+            spilled: from_spill.is_some(),
             dropped: false,
         };
         if let Some(old) = by_frame.insert(frame, row) {
@@ -226,7 +239,11 @@ pub fn inspect(
                 old.frame_index
             ));
         }
-        synthesized.push(frame);
+        if from_spill.is_some() {
+            counts.rows_from_spill_files += 1;
+        } else {
+            synthesized.push(frame);
+        }
     }
     counts.rows_synthesized = synthesized.len() as u64;
     counts.synthesized_frames = ranges(&synthesized);
@@ -292,8 +309,8 @@ pub fn write_index_atomic(
     sync_dir(dir)
 }
 
-/// Estimated capture time of `frame` from the rows around it (`known`:
-/// (frame, ns), sorted by frame): linear between neighbours, else one
+/// Estimated capture time of `frame` (video pts) from the measured times
+/// around it (`known`: (pts, ns), sorted): linear between neighbours, else one
 /// nominal interval per frame from the nearest row, else from `origin_ns`.
 fn estimate_capture_ns(known: &[(u64, u64)], frame: u64, interval_ns: f64, origin_ns: u64) -> u64 {
     let after = known.partition_point(|&(f, _)| f < frame);

@@ -230,6 +230,13 @@ fn try_recover_episode(
         .iter()
         .map(|c| pending_spill_frames(dir, &c.name).len())
         .sum();
+    if spill_pending == 0 && !options.dry_run {
+        // Spill folders without a complete spill file hold only temporary
+        // files of interrupted writes: no frame.
+        for cam in &dataset.meta.cameras {
+            crate::record::spill::remove_spill_dir(dir, &cam.name)?;
+        }
+    }
     if plans.iter().all(CameraPlan::is_empty) && spill_pending == 0 {
         return remove_empty_episode(dataset, dir, options.dry_run, lines);
     }
@@ -249,7 +256,7 @@ fn try_recover_episode(
     for p in &plans {
         camera::apply(p).map_err(|e| anyhow::anyhow!("camera {}: {e:#}", p.name))?;
     }
-    let encoded = encode_pending_spill(dataset, dir, options)?;
+    let encoded = encode_pending_spill(dataset, entry.index, dir, options, lines)?;
 
     // Read everything back: what is on disk now is what episode.json says.
     let mut fin = plan_all()?;
@@ -347,6 +354,13 @@ fn describe_plan(p: &CameraPlan, dry_run: bool) -> String {
             c.rows_without_sample
         );
     }
+    if c.rows_from_spill_files > 0 {
+        let _ = write!(
+            s,
+            "; {} video frame(s) had no index row: rebuilt from their spill files",
+            c.rows_from_spill_files
+        );
+    }
     if c.rows_synthesized > 0 {
         let list: Vec<String> = c
             .synthesized_frames
@@ -388,6 +402,7 @@ fn remove_empty_episode(
         known.insert(format!("{}.mp4", cam.name));
         known.insert(format!("{}.idx", cam.name));
         known.insert(format!(".{}.idx.recover.tmp", cam.name));
+        known.insert(format!("{}.idx.pending", cam.name));
     }
     known.insert(format!(".{EPISODE_JSON}.tmp"));
     let mut files = Vec::new();
@@ -397,7 +412,8 @@ fn remove_empty_episode(
     {
         let e = e.map_err(|e| anyhow::anyhow!("listing {}: {e}", dir.display()))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if known.contains(&name) && e.path().is_file() {
+        let spill_leftover = name == crate::record::spill::SPILL_DIR && e.path().is_dir();
+        if (known.contains(&name) && e.path().is_file()) || spill_leftover {
             files.push(e.path());
         } else {
             unknown.push(name);
@@ -419,7 +435,10 @@ fn remove_empty_episode(
         }
     ));
     if !dry_run {
-        for f in &files {
+        for cam in &dataset.meta.cameras {
+            crate::record::spill::remove_spill_dir(dir, &cam.name)?;
+        }
+        for f in files.iter().filter(|f| f.is_file()) {
             std::fs::remove_file(f)
                 .map_err(|e| anyhow::anyhow!("removing {}: {e}", f.display()))?;
         }
@@ -429,17 +448,57 @@ fn remove_empty_episode(
     Ok(EpisodeOutcome::RemovedEmpty)
 }
 
-/// Frame numbers of `camera` still pending as spill files in episode `dir`.
-fn pending_spill_frames(_dir: &Path, _camera: &str) -> Vec<u64> {
-    Vec::new()
+/// Spill files of `camera` in episode `dir` (see [`crate::record::spill`]):
+/// video pts → the capture time recorded in the file (`None`: unreadable).
+fn pending_spill_frames(dir: &Path, camera: &str) -> BTreeMap<u64, Option<u64>> {
+    use crate::record::spill::{list_spilled, read_spill_meta, spill_dir, spill_path};
+    let sdir = spill_dir(dir, camera);
+    let frames = list_spilled(&sdir).unwrap_or_else(|e| {
+        log::warn!("{}: {e:#}", sdir.display());
+        Vec::new()
+    });
+    frames
+        .into_iter()
+        .map(|i| {
+            let ts = read_spill_meta(&spill_path(&sdir, i))
+                .map(|(_, _, meta)| meta.capture_ts_ns)
+                .map_err(|e| log::warn!("{e:#}"))
+                .ok();
+            (i, ts)
+        })
+        .collect()
 }
 
-/// Encodes the pending spill frames of every camera into its MP4 and index;
-/// returns the frames encoded per camera.
+/// Encodes the pending spill frames of every camera into its MP4 and index
+/// (through `encode-pending`'s library function, after the files were made
+/// consistent); returns the frames encoded per camera.
 fn encode_pending_spill(
-    _dataset: &Dataset,
-    _dir: &Path,
-    _options: &RecoverOptions,
+    dataset: &Dataset,
+    index: u32,
+    dir: &Path,
+    options: &RecoverOptions,
+    lines: &mut Vec<String>,
 ) -> anyhow::Result<BTreeMap<String, u64>> {
-    Ok(BTreeMap::new())
+    let mut out = BTreeMap::new();
+    let pending = crate::record::spill::PendingOptions {
+        plugins: options.plugins.clone(),
+        progress: true,
+    };
+    for cam in &dataset.meta.cameras {
+        if !crate::record::spill::spill_dir(dir, &cam.name).exists() {
+            continue;
+        }
+        let s = crate::record::spill::encode_pending_episode(dataset, index, &cam.name, &pending)
+            .map_err(|e| {
+            anyhow::anyhow!("camera {}: encoding spill frames: {e:#}", cam.name)
+        })?;
+        if s.encoded + s.already_in_video + s.gaps > 0 {
+            lines.push(format!(
+                "{}: {} pending spill frame(s) encoded, {} spill file(s) already in the video, {} frame(s) lost (gap rows)",
+                cam.name, s.encoded, s.already_in_video, s.gaps
+            ));
+        }
+        out.insert(cam.name.clone(), s.encoded);
+    }
+    Ok(out)
 }
