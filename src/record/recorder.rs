@@ -602,6 +602,32 @@ impl Schedule<'_> {
         }
     }
 
+    /// Why the current episode should end now, if it should (besides a
+    /// shutdown): its time is up, the disk guard says so, or a command.
+    fn end_requested(&mut self, index: u32, deadline: Option<Instant>) -> Option<EndReason> {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Some(EndReason::Deadline);
+        }
+        if let Some(why) = self.health.disk_low() {
+            return Some(EndReason::DiskLow(why));
+        }
+        let req = self.next_command()?;
+        match req.command {
+            Command::Start { .. } => {
+                req.answer(error_reply(format!(
+                    "already recording episode {index}: stop or discard it first"
+                )));
+                None
+            }
+            Command::Quit => {
+                self.quit = true;
+                self.health.shutting_down();
+                Some(EndReason::Command(req))
+            }
+            Command::Stop | Command::Discard => Some(EndReason::Command(req)),
+        }
+    }
+
     /// Records one episode and writes its `episode.json` (or, on
     /// `discard`, removes it), then answers the commands that started and
     /// ended it.
@@ -637,30 +663,41 @@ impl Schedule<'_> {
             .episode_time
             .map(|t| started + Duration::from_secs_f64(t));
         let mut next_sample = Instant::now();
+        // A camera reports an episode only once it captured a frame of it,
+        // so an episode asked to end at once (`start` then `stop`, a disk
+        // that fills right away) ends when every live camera has one frame
+        // in it, or after `first_frame_grace` (a stuck camera: reported).
+        let captured_at_start: Vec<u64> = cameras
+            .iter()
+            .map(|c| metrics::load(&c.counters.captured))
+            .collect();
+        let first_frame_grace = Duration::from_secs(1).max(
+            cameras
+                .iter()
+                .map(|c| Duration::from_nanos(3 * c.format.frame_interval_ns()))
+                .max()
+                .unwrap_or_default(),
+        );
+        let mut wanted: Option<EndReason> = None;
         let reason = loop {
             if self.control.get().stopping() || self.all_closed(cameras) {
                 self.health.shutting_down();
                 break EndReason::Shutdown;
             }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                break EndReason::Deadline;
+            if wanted.is_none() {
+                wanted = self.end_requested(index, deadline);
             }
-            if let Some(why) = self.health.disk_low() {
-                log::warn!("episode {index}: {why}: finishing the episode and pausing");
-                break EndReason::DiskLow(why);
-            }
-            if let Some(req) = self.next_command() {
-                match req.command {
-                    Command::Start { .. } => req.answer(error_reply(format!(
-                        "already recording episode {index}: stop or discard it first"
-                    ))),
-                    Command::Quit => {
-                        self.quit = true;
-                        self.health.shutting_down();
-                        break EndReason::Command(req);
+            if let Some(r) = wanted.take() {
+                let fed = cameras.iter().zip(&captured_at_start).all(|(c, &at)| {
+                    self.closed.contains_key(&c.name) || metrics::load(&c.counters.captured) > at
+                });
+                if fed || started.elapsed() >= first_frame_grace {
+                    if let EndReason::DiskLow(why) = &r {
+                        log::warn!("episode {index}: {why}: finishing the episode and pausing");
                     }
-                    Command::Stop | Command::Discard => break EndReason::Command(req),
+                    break r;
                 }
+                wanted = Some(r);
             }
             if Instant::now() >= next_sample {
                 self.sample_backlog(cameras);
