@@ -402,7 +402,7 @@ mod tests {
             "synthetic#width=8194",
             "synthetic#fps=0",
             "synthetic#fps=abc",
-            "synthetic#format=mjpeg",
+            "synthetic#format=h265",
             "synthetic#name=a b",
             "synthetic#name=",
             "synthetic#name=x/y",
