@@ -780,4 +780,22 @@ fn pending_spill_frames_are_merged_in_by_frame_index() {
         flags.push(h.flags & 2 != 0);
     }
     assert_eq!(flags, (0..24).map(|i| i >= 18).collect::<Vec<_>>());
+
+    // A crash before the MP4 header reached the disk: in an unfinished
+    // episode the unreadable video is skipped (warned), the spill frames play.
+    let mp4 = ds.join("episodes/000000/hw.mp4");
+    let head = std::fs::read(&mp4).unwrap()[..20].to_vec();
+    std::fs::write(&mp4, head).unwrap();
+    let frames: Vec<_> = Replay::open(&ds)
+        .unwrap()
+        .frames()
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    let got: Vec<(u64, u64)> = frames
+        .iter()
+        .map(|f| (f.frame_index, f.capture_ts_ns))
+        .collect();
+    let want: Vec<(u64, u64)> = (18..24).map(|i| (i, ts[i as usize])).collect();
+    assert_eq!(got, want, "only the pending frames remain");
 }

@@ -198,9 +198,15 @@ impl Frames {
         while let Some(ep) = self.plan.pop_front() {
             let mut open = Vec::new();
             for (name, format) in self.cameras.iter().zip(&self.formats) {
-                let stream =
-                    CameraStream::open(ep.index, &ep.dir, name, *format, self.spill.clone())
-                        .with_context(|| format!("episode {} camera {name}", ep.index))?;
+                let stream = CameraStream::open(
+                    ep.index,
+                    &ep.dir,
+                    name,
+                    *format,
+                    ep.unfinished,
+                    self.spill.clone(),
+                )
+                .with_context(|| format!("episode {} camera {name}", ep.index))?;
                 if let Some(mut s) = stream {
                     let first = s.next_frame()?;
                     if first.is_some() {

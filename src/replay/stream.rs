@@ -15,6 +15,24 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+/// `Ok(None)` with a warning for an unreadable file of an unfinished
+/// episode, the error otherwise.
+fn skip_if_unfinished<T>(
+    unfinished: bool,
+    episode: u32,
+    what: &Path,
+    err: anyhow::Error,
+) -> anyhow::Result<Option<T>> {
+    if !unfinished {
+        return Err(err);
+    }
+    log::warn!(
+        "episode {episode} (unfinished): skipping unreadable {}: {err:#}",
+        what.display()
+    );
+    Ok(None)
+}
+
 /// The video part of a stream.
 struct VideoPart {
     file: File,
@@ -49,12 +67,16 @@ pub struct CameraStream {
 impl CameraStream {
     /// Opens `camera` in `episode_dir`; `Ok(None)` when the episode has
     /// neither video, index nor spill for it. `fallback` gives size and rate
-    /// when the index is missing.
+    /// when the index is missing. In an `unfinished` episode (a crash) a
+    /// video or index whose header never reached the disk is skipped with a
+    /// warning, so its pending spill frames still play; in a finished one it
+    /// is an error.
     pub fn open(
         episode: u32,
         episode_dir: &Path,
         camera: &str,
         fallback: VideoFormat,
+        unfinished: bool,
         spill_reader: Arc<dyn SpillReader>,
     ) -> anyhow::Result<Option<Self>> {
         let mp4_path = episode_dir.join(format!("{camera}.mp4"));
@@ -68,8 +90,12 @@ impl CameraStream {
             ..fallback
         };
         let mut records = Vec::new();
-        if idx_path.exists() {
-            let idx = read_index(&idx_path)?;
+        let idx = match idx_path.exists().then(|| read_index(&idx_path)) {
+            Some(Ok(idx)) => Some(idx),
+            Some(Err(e)) => skip_if_unfinished(unfinished, episode, &idx_path, e)?,
+            None => None,
+        };
+        if let Some(idx) = idx {
             if idx.torn_tail_bytes > 0 {
                 log::warn!(
                     "{}: {} torn byte(s) at the end of the index are ignored (run `s6-edge recover`)",
@@ -83,8 +109,12 @@ impl CameraStream {
             format.fps_den = idx.header.fps_den;
             records = idx.records;
         }
-        let video = if mp4_path.exists() {
-            let scan = scan(&mp4_path)?;
+        let scanned = match mp4_path.exists().then(|| scan(&mp4_path)) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => skip_if_unfinished(unfinished, episode, &mp4_path, e)?,
+            None => None,
+        };
+        let video = if let Some(scan) = scanned {
             if let Some(why) = &scan.torn {
                 log::warn!(
                     "{}: torn tail ignored, replaying the {} complete fragment(s): {why}",
