@@ -33,7 +33,7 @@ fn record_args<'a>(plugins: &'a Path, ds: &'a Path, extra: &[&'a str]) -> Vec<&'
 /// Every frame of `cam` in episode `ep` is in the MP4, in capture order
 /// (stamps consecutive), matching the index; the spill folder is gone.
 /// Returns (frames in the video, rows marked spilled).
-fn check_camera(ep: &Path, cam: &str) -> (u64, u64) {
+fn check_camera(ep: &Path, cam: &str, (w, h): (u32, u32)) -> (u64, u64) {
     let mp4 = ep.join(format!("{cam}.mp4"));
     let rows = index_rows(&ep.join(format!("{cam}.idx")));
     let video_rows = rows.iter().filter(|r| !r.dropped).count() as u64;
@@ -44,7 +44,7 @@ fn check_camera(ep: &Path, cam: &str) -> (u64, u64) {
         mp4.display()
     );
     assert_eq!(ffprobe_frames(&mp4), video_rows, "{}", mp4.display());
-    let stamps = decoded_stamps(&mp4, W, H);
+    let stamps = decoded_stamps(&mp4, w, h);
     assert_eq!(stamps.len() as u64, video_rows);
     assert_consecutive_stamps(&stamps, &mp4.display().to_string());
     assert!(
@@ -73,18 +73,18 @@ fn overload_spills_and_every_frame_reaches_the_mp4_in_order() {
     let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let logs = tmp.path().join("logs");
-    // Three cameras at 30 fps with a 2-frame ring: the encoders cannot keep
-    // up frame by frame, so every camera spills.
+    // Three 320x240@30 cameras with a 2-frame ring: the encoders cannot
+    // keep up frame by frame, so the cameras spill.
     let args = record_args(
         &plugins,
         &ds,
         &[
             "-i",
-            "synthetic#name=a",
+            "synthetic#name=a,width=320,height=240",
             "-i",
-            "synthetic#name=b",
+            "synthetic#name=b,width=320,height=240",
             "-i",
-            "synthetic#name=c",
+            "synthetic#name=c,width=320,height=240",
             "--fps",
             "30",
             "--ring-frames",
@@ -113,7 +113,7 @@ fn overload_spills_and_every_frame_reaches_the_mp4_in_order() {
             ep.display()
         );
         for cam in ["a", "b", "c"] {
-            let (frames, spilled) = check_camera(ep, cam);
+            let (frames, spilled) = check_camera(ep, cam, (320, 240));
             assert!(frames >= 20, "{cam}: {frames} frames in 1.5 s at 30 fps");
             spilled_rows += spilled;
         }
@@ -174,7 +174,7 @@ fn streaming_encoding_false_spills_everything_and_encodes_between_episodes() {
     for ep in &episodes {
         let meta = json(&ep.join("episode.json"));
         for cam in ["a", "b"] {
-            let (frames, spilled) = check_camera(ep, cam);
+            let (frames, spilled) = check_camera(ep, cam, (W, H));
             assert!(frames >= 15, "{cam}: {frames} frames");
             assert_eq!(
                 spilled, frames,
@@ -448,4 +448,41 @@ fn kill_9_with_a_backlog_then_encode_pending_puts_every_durable_frame_in_order()
     ]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("no pending spill frames"));
+}
+
+#[test]
+fn disk_full_while_streaming_stops_the_recording() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let Some(fs) = Tmpfs::mount(&tmp.path().join("small"), "2m") else {
+        return;
+    };
+    let ds = fs.0.join("ds");
+    let filler = fs.0.join("filler");
+    let free = nix::sys::statvfs::statvfs(&fs.0).unwrap();
+    let free_bytes = free.blocks_available() * free.fragment_size();
+    std::fs::write(&filler, vec![0u8; (free_bytes - 120 * 1024) as usize]).unwrap();
+    let started = Instant::now();
+    let out = s6(&record_args(
+        &plugins,
+        &ds,
+        &[
+            "-i",
+            "synthetic#name=a,noise=40",
+            "--fps",
+            "15",
+            "--episodes",
+            "1",
+            "--episode-time",
+            "20",
+        ],
+    ));
+    dump("record", &out);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped when the disk filled, not at the end of the episode"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("disk is full"), "says the disk is full");
 }

@@ -344,6 +344,14 @@ impl EncodeThread {
     fn fail(&mut self, st: &mut LoopState, episode: u32, e: anyhow::Error) {
         let msg = format!("camera {}: episode {episode}: {e:#}", self.camera);
         log::error!("{msg}");
+        if is_disk_full(&e) {
+            log::error!(
+                "camera {}: the disk is full: stopping the recording; complete episodes are intact, \
+                 free space and run `s6-edge encode-pending` / `s6-edge recover` for this one",
+                self.camera
+            );
+            self.control.stop();
+        }
         if let Some(w) = st.writer.take() {
             self.finish(w, Some(msg.clone()));
         } else {
@@ -762,6 +770,13 @@ fn yield_cpu_to_capture(camera: &str) {
             std::io::Error::last_os_error()
         );
     }
+}
+
+/// Whether `e` comes from a full file system (ENOSPC, EDQUOT).
+fn is_disk_full(e: &anyhow::Error) -> bool {
+    e.chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| matches!(io.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)))
 }
 
 /// Appends the row of a lost frame: no video sample (`pts` -1), its real
