@@ -10,7 +10,7 @@
 //! logged and recorded as a gap, and a full disk stops the recording.
 
 use super::control::Control;
-use super::pool::{CaptureEnd, FilledFrame, RingItem};
+use super::pool::{CaptureEnd, FilledFrame, RingItem, CAPTURE_IN_SOURCE};
 use super::spill::{SpillMsg, Spiller};
 use crate::capture::CaptureSource;
 use crate::metrics::histogram::Histogram;
@@ -111,7 +111,14 @@ impl CaptureThread {
                 Some(b) => b,
                 None => self.spill.buf(),
             };
-            let meta = match self.source.next_frame(target) {
+            // While we wait in the source, the encoder may finish an episode
+            // that ends meanwhile instead of waiting for this frame (see
+            // `EncodeThread::close_ended_episode`).
+            let phase = &self.ring.stats().capture_phase;
+            phase.store(CAPTURE_IN_SOURCE, Ordering::Release);
+            let got = self.source.next_frame(target);
+            phase.swap(0, Ordering::AcqRel);
+            let meta = match got {
                 Ok(Some(meta)) => meta,
                 Ok(None) => {
                     log::info!("camera {}: source ended", self.camera);

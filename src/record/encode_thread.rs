@@ -8,7 +8,7 @@
 //! deleted once its sample is in a durable fragment and the index is synced.
 
 use super::control::Control;
-use super::pool::{EncoderEnd, FilledFrame, RingItem};
+use super::pool::{EncoderEnd, FilledFrame, RingItem, CAPTURE_EPISODE_CLOSED, CAPTURE_IN_SOURCE};
 use super::spill::{SpillMsg, SpillStats};
 use crate::dataset::index::{IndexHeader, IndexRecord, IndexWriter};
 use crate::frame::{EncodedPacket, FrameMeta, VideoFormat};
@@ -160,10 +160,12 @@ impl EncodeThread {
             spilling: false,
             held: None,
             left_behind: 0,
+            closed_early: None,
         };
         loop {
             if !st.spilling {
                 let Some(item) = self.ring.pop() else {
+                    self.close_ended_episode(&mut st);
                     std::thread::park_timeout(Duration::from_millis(5));
                     continue;
                 };
@@ -370,7 +372,44 @@ impl EncodeThread {
         st.error = Some(msg);
     }
 
+    /// Finishes the episode being written as soon as it has ended, rather
+    /// than when the capture thread's end marker comes, which is only after
+    /// the camera's next frame (up to a frame interval later: 66 ms at
+    /// 15 fps). Safe when the ring is empty and the capture thread waits in
+    /// the source: it pushed every frame captured before (the phase store
+    /// releases them), and the frame it returns with is checked against the
+    /// already-ended state (it reads our claim with acquire), so no frame of
+    /// this episode can follow. Its end marker still comes and is ignored.
+    fn close_ended_episode(&mut self, st: &mut LoopState) {
+        let Some(episode) = st.writer.as_ref().map(|w| w.episode) else {
+            return;
+        };
+        if st.spilling || self.control.get().recording() == Some(episode) {
+            return;
+        }
+        let claimed = self.ring.stats().capture_phase.compare_exchange(
+            CAPTURE_IN_SOURCE,
+            CAPTURE_EPISODE_CLOSED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        if claimed.is_err() || !self.ring.is_empty() {
+            // The capture thread is busy, or frames arrived meanwhile: its
+            // end marker finishes the episode as usual.
+            return;
+        }
+        if let Some(w) = st.writer.take() {
+            self.finish(w, None);
+            st.closed_early = Some(episode);
+        }
+    }
+
     fn end_episode(&mut self, st: &mut LoopState, episode: u32) {
+        if st.closed_early == Some(episode) {
+            // Finished by `close_ended_episode` already.
+            st.closed_early = None;
+            return;
+        }
         if st.failed == Some(episode) {
             // Already reported when it failed.
             st.failed = None;
@@ -830,6 +869,8 @@ struct LoopState {
     held: Option<SpillMsg>,
     /// Spilled frames left on disk while no writer was open (abort).
     left_behind: u64,
+    /// Episode finished by `close_ended_episode`: its end marker is ignored.
+    closed_early: Option<u32>,
 }
 
 /// Nanoseconds since the Unix epoch, now.

@@ -69,7 +69,19 @@ pub struct RingStats {
     pub depth: AtomicUsize,
     /// Highest queue depth seen.
     pub high_water: AtomicUsize,
+    /// Where the capture thread is: [`CAPTURE_IN_SOURCE`] while it waits in
+    /// the source for a frame, [`CAPTURE_EPISODE_CLOSED`] once the encoder
+    /// has claimed that wait to finish an ended episode early, else 0.
+    pub capture_phase: std::sync::atomic::AtomicU8,
 }
+
+/// [`RingStats::capture_phase`]: the capture thread is blocked in the source
+/// and has pushed everything it captured before (release store).
+pub const CAPTURE_IN_SOURCE: u8 = 1;
+/// [`RingStats::capture_phase`]: the encoder finished the ended episode while
+/// the capture thread waited; the frame it returns with is checked against
+/// the ended state, so it cannot belong to that episode.
+pub const CAPTURE_EPISODE_CLOSED: u8 = 2;
 
 /// Places in the filled ring beyond the pool, for control items.
 const CONTROL_SPARE: usize = 16;
