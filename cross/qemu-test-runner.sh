@@ -7,7 +7,8 @@
 # says so on stderr; every other executable runs unchanged.
 #
 # Env: S6_SYSROOT (default: cross/.sysroot next to this script),
-#      S6_QEMU_SKIPS (default: cross/qemu-skips.txt; empty: skip nothing).
+#      S6_QEMU_SKIPS (default: cross/qemu-skips.txt; empty: skip nothing),
+#      S6_QEMU_TEST_TIMEOUT (seconds per test executable, default 600).
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
 sysroot="${S6_SYSROOT:-$here/.sysroot}"
@@ -40,4 +41,11 @@ RULES
     fi
 fi
 
+# A test executable gets a wall-clock limit, so that a hang under emulation
+# (seen: SVT-AV1's teardown, all threads in futex wait) fails the run instead
+# of stalling CI until its own limit. Other executables run unbounded.
+if [ -n "$stem" ]; then
+    limit="${S6_QEMU_TEST_TIMEOUT:-600}"
+    exec timeout --kill-after=10 "$limit" qemu-aarch64-static -L "$sysroot" "$exe" "$@"
+fi
 exec qemu-aarch64-static -L "$sysroot" "$exe" "$@"
