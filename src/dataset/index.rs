@@ -64,7 +64,7 @@ pub struct IndexWriter {
 }
 
 impl IndexWriter {
-    /// Creates `path` (and its directory) and writes the header.
+    /// Creates `path` (and its directory) and writes the header durably.
     pub fn create(path: &Path, header: &IndexHeader) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
@@ -77,6 +77,11 @@ impl IndexWriter {
             .and_then(|()| out.write_all(&VERSION.to_le_bytes()))
             .and_then(|()| out.write_all(&(body.len() as u32).to_le_bytes()))
             .and_then(|()| out.write_all(&body))
+            .and_then(|()| out.flush())
+            // The header is made durable at once: a crash between the first
+            // synced video fragment and the first index sync must still leave
+            // an index whose header reads back.
+            .and_then(|()| out.get_ref().sync_data())
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(Self {
             out,
