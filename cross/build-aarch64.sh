@@ -137,7 +137,10 @@ step_smoke() {
     }
     $S6_EDGE_TEST_RUNNER "$bin" --version
     # Every plugin probed in a child process (through S6_EDGE_PROBE_EXE).
-    $S6_EDGE_TEST_RUNNER "$bin" encoders --plugin-dir "$dir" --width 320 --height 240 || {
+    # Probe deadlines: each probe child starts a fresh qemu, which can take
+    # seconds on a loaded machine (the default is 3 s).
+    local probe=(--probe-timeout-ms 20000)
+    $S6_EDGE_TEST_RUNNER "$bin" encoders --plugin-dir "$dir" "${probe[@]}" --width 320 --height 240 || {
         log "smoke: 'encoders' failed"
         return 1
     }
@@ -146,7 +149,7 @@ step_smoke() {
     trap "rm -rf '$out'; trap - RETURN" RETURN
     # One 2 s synthetic episode encoded by the aarch64 SVT-AV1 plugin.
     $S6_EDGE_TEST_RUNNER "$bin" record -i 'synthetic#name=cam0,width=320,height=240,fps=15' \
-        -o "$out/ds" --episodes 1 --episode-time 2 --vcodec svtav1 --plugin-dir "$dir"
+        -o "$out/ds" --episodes 1 --episode-time 2 --vcodec svtav1 --plugin-dir "$dir" "${probe[@]}"
     # The aarch64 verify decodes every frame (dav1d from the sysroot) ...
     $S6_EDGE_TEST_RUNNER "$bin" verify "$out/ds"
     # ... and the host's ffprobe decodes the same file.
