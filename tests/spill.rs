@@ -61,6 +61,34 @@ fn check_camera(ep: &Path, cam: &str, (w, h): (u32, u32)) -> (u64, u64) {
     (video_rows, rows.iter().filter(|r| r.spilled).count() as u64)
 }
 
+/// Stamps of every decoded frame as stored (no frame duplicated to fill
+/// a timestamp gap, which `decoded_stamps` lets ffmpeg do).
+fn decoded_stamps_vfr(path: &Path) -> Vec<Option<u64>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks((W * H) as usize)
+        .map(|luma| s6_edge::capture::stamp::read_stamp(luma, W, H, W as usize))
+        .collect()
+}
+
 fn verify_ok(ds: &Path) {
     let verify = s6(&["verify", ds.to_str().unwrap()]);
     dump("verify", &verify);
@@ -485,4 +513,169 @@ fn disk_full_while_streaming_stops_the_recording() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("disk is full"), "says the disk is full");
+}
+
+#[test]
+fn a_failed_spill_write_is_a_counted_gap_row_and_verify_reports_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    let logs = tmp.path().join("logs");
+    let args = record_args(
+        &plugins,
+        &ds,
+        &[
+            "-i",
+            "synthetic#name=a",
+            "--fps",
+            "15",
+            "--streaming-encoding=false",
+            "--episodes",
+            "1",
+            "--episode-time",
+            "2",
+            "-x",
+            "--log-dir",
+            logs.to_str().unwrap(),
+        ],
+    );
+    let child = s6_command()
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // As soon as the episode exists, block the spill files of frames 10..15:
+    // a directory where the temporary file should go makes the write fail
+    // (not a full disk: recording goes on).
+    let spill = ds.join("episodes/000000/spill/a");
+    let until = Instant::now() + Duration::from_secs(10);
+    while !ds.join("episodes/000000").exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    for i in 10..15 {
+        std::fs::create_dir_all(spill.join(format!("{i}.png.tmp"))).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    dump("record", &out);
+    assert!(out.status.success());
+    let ep = &episode_dirs(&ds)[0];
+    let rows = index_rows(&ep.join("a.idx"));
+    let dropped: Vec<u64> = rows
+        .iter()
+        .filter(|r| r.dropped)
+        .map(|r| r.frame_index)
+        .collect();
+    assert_eq!(dropped, (10..15).collect::<Vec<_>>(), "gap rows in place");
+    assert!(rows
+        .iter()
+        .filter(|r| r.dropped)
+        .all(|r| r.pts == -1 && r.capture_ts_ns > 0));
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].frame_index + 1 == w[1].frame_index));
+    assert!(rows
+        .windows(2)
+        .all(|w| w[0].capture_ts_ns < w[1].capture_ts_ns));
+    let mp4 = ep.join("a.mp4");
+    assert_eq!(
+        ffprobe_frames(&mp4),
+        rows.len() as u64 - 5,
+        "no sample for a lost frame"
+    );
+    let stamps = decoded_stamps_vfr(&mp4);
+    assert_eq!(
+        stamps.len(),
+        rows.len() - 5,
+        "the video skips the lost frames"
+    );
+    let first = assert_consecutive_stamps(&stamps[..10], "before the gap");
+    assert_eq!(stamps[10], Some(first + 15), "after the gap: frame 15");
+    assert_consecutive_stamps(&stamps[10..], "after the gap");
+    assert!(!ep.join("spill").exists());
+    let meta = json(&ep.join("episode.json"));
+    assert_eq!(meta["cameras"]["a"]["dropped"], 5);
+    let metrics = json(&only_run(&logs).join("metrics.json"));
+    assert_eq!(metrics["cameras"]["a"]["frames_dropped"], 5);
+    let verify = s6(&["verify", ds.to_str().unwrap()]);
+    dump("verify", &verify);
+    assert!(verify.status.success());
+    let text = String::from_utf8_lossy(&verify.stdout);
+    assert!(text.contains("5 dropped"), "verify reports the drops");
+}
+
+#[test]
+fn second_sigint_during_the_drain_leaves_spill_files_for_encode_pending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = svtav1_dir(tmp.path());
+    let ds = tmp.path().join("ds");
+    let args = record_args(
+        &plugins,
+        &ds,
+        &[
+            "-i",
+            "synthetic#name=a,width=320,height=240",
+            "--fps",
+            "30",
+            "--streaming-encoding=false",
+            "--episodes",
+            "1",
+            "--episode-time",
+            "2",
+        ],
+    );
+    let child = s6_command()
+        .args(&args)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let ep = ds.join("episodes/000000");
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut signalled = false;
+    while Instant::now() < until {
+        let encoding = ep.join("a.mp4").exists();
+        let waiting = s6_edge::record::spill::list_spilled(&ep.join("spill/a"))
+            .unwrap_or_default()
+            .len()
+            > 10;
+        if encoding && waiting {
+            for _ in 0..2 {
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            signalled = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().unwrap();
+    dump("record", &out);
+    assert!(signalled, "signalled while the backlog was being encoded");
+    assert!(
+        !ep.join("episode.json").exists(),
+        "the episode stays unfinished"
+    );
+    let left = s6_edge::record::spill::list_spilled(&ep.join("spill/a")).unwrap();
+    assert!(!left.is_empty(), "spill files are left for later");
+    let pending = s6(&[
+        "encode-pending",
+        ds.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+    ]);
+    dump("encode-pending", &pending);
+    assert!(pending.status.success());
+    let mp4 = ep.join("a.mp4");
+    let stamps = decoded_stamps(&mp4, 320, 240);
+    assert_eq!(
+        stamps.len() as u64,
+        left.last().unwrap() + 1,
+        "every frame in the video"
+    );
+    assert_consecutive_stamps(&stamps, "after encode-pending");
+    assert!(!ep.join("spill").exists());
 }

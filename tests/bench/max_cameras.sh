@@ -24,8 +24,8 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/plugins"
 ln -s "$PWD/target/release/libs6_codec_svtav1.so" "$WORK/plugins/"
 
-printf "%-5s %-10s %-9s %-8s %-10s %-8s %-7s %-10s %-10s\n" \
-  cams captured spilled dropped max_ivl_ms drain_s load1 streaming stream+spill
+printf "%-5s %-10s %-9s %-8s %-7s %-10s %-8s %-7s %-10s %-10s\n" \
+  cams captured spilled dropped verify max_ivl_ms drain_s load1 streaming stream+spill
 for n in $(seq 1 "$MAX"); do
   ds="$WORK/ds$n"; logs="$WORK/logs$n"
   inputs=(); for i in $(seq 1 "$n"); do inputs+=(-i "synthetic#name=c$i"); done
@@ -52,6 +52,6 @@ drain = float(t1) - float(t0) - ep
 on_time = all(c["frames_captured"] >= 0.98 * secs * 30 for c in cams) and ivl <= 4 * 1000 / 30
 spill_ok = dropped == 0 and v["ok"] and on_time
 stream_ok = spill_ok and spilled == 0
-print(f"{n:<5} {captured // n:<10} {spilled:<9} {dropped:<8} {ivl:<10.1f} {max(drain, 0):<8.1f} {load:<7} {'yes' if stream_ok else 'no':<10} {'yes' if spill_ok else 'no':<10}")
+print(f"{n:<5} {captured // n:<10} {spilled:<9} {dropped:<8} {'ok' if v['ok'] else 'FAIL':<7} {ivl:<10.1f} {max(drain, 0):<8.1f} {load:<7} {'yes' if stream_ok else 'no':<10} {'yes' if spill_ok else 'no':<10}")
 PY
 done
