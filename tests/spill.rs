@@ -476,6 +476,17 @@ fn kill_9_with_a_backlog_then_encode_pending_puts_every_durable_frame_in_order()
     ]);
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("no pending spill frames"));
+    // `recover` closes the episode; the dataset then verifies.
+    let recover = s6(&[
+        "recover",
+        ds.to_str().unwrap(),
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+    ]);
+    dump("recover", &recover);
+    assert!(recover.status.success());
+    assert!(ep.join("episode.json").exists());
+    verify_ok(&ds);
 }
 
 #[test]
