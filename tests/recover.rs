@@ -694,12 +694,14 @@ fn kill_while_the_spill_backlog_drains_then_recover() {
 fn kill_while_an_overloaded_encoder_spills_then_recover() {
     let tmp = tempfile::tempdir().unwrap();
     let ds = tmp.path().join("ds");
-    // 320x240@30 at the slowest low-delay preset through a 2-frame ring:
-    // the encoder falls behind, frames spill while earlier ones stream.
+    // Noisy 320x240@30 at the slowest low-delay preset (SVT-AV1 forces
+    // low delay to preset >= 8) on one encoder thread, through a 2-frame
+    // ring: the encoder falls behind even on an idle machine, so frames
+    // spill while earlier ones stream.
     let mut child = spawn_record(
         tmp.path(),
         &ds,
-        &["cam0,fps=30,width=320,height=240"],
+        &["cam0,fps=30,width=320,height=240,noise=40"],
         &[
             "--episodes",
             "1",
@@ -708,6 +710,8 @@ fn kill_while_an_overloaded_encoder_spills_then_recover() {
             "--ring-frames",
             "2",
             "--preset",
+            "8",
+            "--encoder-threads",
             "1",
         ],
     );
