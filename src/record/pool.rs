@@ -130,10 +130,17 @@ impl CaptureEnd {
     /// comes from a free buffer, so it fits too.
     pub fn push(&mut self, item: RingItem) -> Result<(), RingItem> {
         let is_frame = matches!(item, RingItem::Frame(_));
-        self.filled.try_push(item)?;
+        // Count the frame before it becomes visible: the encoder may pop it
+        // (and decrement) the moment it is pushed, which must never wrap.
         if is_frame {
             let depth = self.stats.depth.fetch_add(1, Ordering::Relaxed) + 1;
             self.stats.high_water.fetch_max(depth, Ordering::Relaxed);
+        }
+        if let Err(item) = self.filled.try_push(item) {
+            if is_frame {
+                self.stats.depth.fetch_sub(1, Ordering::Relaxed);
+            }
+            return Err(item);
         }
         if let Some(t) = &self.encoder_thread {
             t.unpark();
