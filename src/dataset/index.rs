@@ -56,6 +56,22 @@ pub struct IndexRecord {
     pub dropped: bool,
 }
 
+impl IndexRecord {
+    /// The row of a lost frame: no video sample (`pts` -1, size 0), its
+    /// capture timestamp, `dropped`.
+    pub fn dropped(frame_index: u64, capture_ts_ns: u64) -> Self {
+        IndexRecord {
+            frame_index,
+            capture_ts_ns,
+            pts: -1,
+            size: 0,
+            keyframe: false,
+            spilled: false,
+            dropped: true,
+        }
+    }
+}
+
 /// Appends records to an index file.
 pub struct IndexWriter {
     out: BufWriter<File>,

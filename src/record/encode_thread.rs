@@ -357,16 +357,7 @@ impl EncodeThread {
         if let Some(w) = st.writer.take() {
             self.finish(w, Some(msg.clone()));
         } else {
-            let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
-                camera: self.camera.clone(),
-                episode,
-                frames: 0,
-                first_capture_ns: 0,
-                last_capture_ns: 0,
-                dropped: 0,
-                spilled: 0,
-                error: Some(msg.clone()),
-            }));
+            self.send_empty_done(episode, Some(msg.clone()));
         }
         st.failed = Some(episode);
         st.error = Some(msg);
@@ -421,22 +412,28 @@ impl EncodeThread {
             self.finish(w, None);
         } else {
             // No frame reached the encoder (or it failed): still answer.
-            let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
-                camera: self.camera.clone(),
-                episode,
-                frames: 0,
-                first_capture_ns: 0,
-                last_capture_ns: 0,
-                dropped: 0,
-                spilled: 0,
-                error: (left > 0).then(|| {
-                    format!(
-                        "camera {}: episode {episode}: spilled frames left on disk (aborted); run `s6-edge encode-pending`",
-                        self.camera
-                    )
-                }),
-            }));
+            let error = (left > 0).then(|| {
+                format!(
+                    "camera {}: episode {episode}: spilled frames left on disk (aborted); run `s6-edge encode-pending`",
+                    self.camera
+                )
+            });
+            self.send_empty_done(episode, error);
         }
+    }
+
+    /// Reports `episode` as ended with no frame written.
+    fn send_empty_done(&self, episode: u32, error: Option<String>) {
+        let _ = self.done.send(EncoderEvent::EpisodeDone(EpisodeDone {
+            camera: self.camera.clone(),
+            episode,
+            frames: 0,
+            first_capture_ns: 0,
+            last_capture_ns: 0,
+            dropped: 0,
+            spilled: 0,
+            error,
+        }));
     }
 
     fn close(&mut self, st: &mut LoopState, capture_error: Option<String>) {
@@ -735,15 +732,8 @@ fn write_packets(
             for k in 0..lost {
                 let (prev, cur) = (w.last_capture_ns, meta.capture_ts_ns);
                 let ts = prev + cur.saturating_sub(prev) * (k + 1) / (lost + 1);
-                w.index.append(&IndexRecord {
-                    frame_index: idx + w.rows_lost,
-                    capture_ts_ns: ts,
-                    pts: -1,
-                    size: 0,
-                    keyframe: false,
-                    spilled: false,
-                    dropped: true,
-                })?;
+                w.index
+                    .append(&IndexRecord::dropped(idx + w.rows_lost, ts))?;
                 w.rows_lost += 1;
             }
             if w.first_sequence.is_none() {
@@ -825,15 +815,7 @@ fn append_gap_row(
     frame_index: u64,
     meta: &FrameMeta,
 ) -> anyhow::Result<()> {
-    index.append(&IndexRecord {
-        frame_index,
-        capture_ts_ns: meta.capture_ts_ns,
-        pts: -1,
-        size: 0,
-        keyframe: false,
-        spilled: false,
-        dropped: true,
-    })
+    index.append(&IndexRecord::dropped(frame_index, meta.capture_ts_ns))
 }
 
 /// Deletes the spill files of samples numbered below `durable` (their

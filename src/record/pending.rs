@@ -454,23 +454,14 @@ impl Out<'_> {
             return Ok(());
         };
         let interval = format.frame_interval_ns();
-        for pkt in self.early.drain(..).chain(packets.drain(..)) {
+        let early = std::mem::take(&mut self.early);
+        for pkt in early.into_iter().chain(packets.drain(..)) {
             w.write_packet(&pkt)?;
             loop {
                 match self.pending.front() {
                     Some(&Queued::Gap(i, ts)) if (i as i64) < pkt.pts => {
                         self.pending.pop_front();
-                        let ts = ts.unwrap_or(self.last_ts + interval);
-                        self.last_ts = ts;
-                        self.index.append(&IndexRecord {
-                            frame_index: (i as i64 + self.rows_lost).max(0) as u64,
-                            capture_ts_ns: ts,
-                            pts: -1,
-                            size: 0,
-                            keyframe: false,
-                            spilled: false,
-                            dropped: true,
-                        })?;
+                        self.write_gap(i, ts, interval)?;
                     }
                     Some(&Queued::Frame(i, meta)) if i as i64 == pkt.pts => {
                         self.pending.pop_front();
@@ -501,19 +492,18 @@ impl Out<'_> {
     fn flush_gaps(&mut self, interval: u64) -> anyhow::Result<()> {
         while let Some(&Queued::Gap(i, ts)) = self.pending.front() {
             self.pending.pop_front();
-            let ts = ts.unwrap_or(self.last_ts + interval);
-            self.last_ts = ts;
-            self.index.append(&IndexRecord {
-                frame_index: (i as i64 + self.rows_lost).max(0) as u64,
-                capture_ts_ns: ts,
-                pts: -1,
-                size: 0,
-                keyframe: false,
-                spilled: false,
-                dropped: true,
-            })?;
+            self.write_gap(i, ts, interval)?;
         }
         Ok(())
+    }
+
+    /// Writes the dropped row of gap `i`: at its capture time when known,
+    /// else one frame interval after the previous row.
+    fn write_gap(&mut self, i: u64, ts: Option<u64>, interval: u64) -> anyhow::Result<()> {
+        let ts = ts.unwrap_or(self.last_ts + interval);
+        self.last_ts = ts;
+        let frame_index = (i as i64 + self.rows_lost).max(0) as u64;
+        self.index.append(&IndexRecord::dropped(frame_index, ts))
     }
 }
 
