@@ -713,6 +713,13 @@ impl Schedule<'_> {
         let ended = Instant::now();
         let ended_unix_ns = now_unix_ns();
         self.control.end_episode();
+        // Encoders idle on an empty ring park for up to 5 ms: wake them so
+        // the episode closes at once.
+        for cam in cameras.iter() {
+            if let Some(h) = &cam.encoder {
+                h.thread().unpark();
+            }
+        }
         let why = match &reason {
             EndReason::DiskLow(why) => Some(why.as_str()),
             _ => None,
