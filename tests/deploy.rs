@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// A recorder running in the background; killed if the test ends early.
@@ -345,9 +345,7 @@ fn ctl_start_stop_discard_status_drive_episodes_of_a_running_recorder() {
     let meta1 = json(&ds.join("episodes/000001/episode.json"));
     assert_eq!(meta1["task"], "place it on the shelf");
     assert_eq!(episode_dirs(&ds).len(), 3);
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify", &["verify", ds.to_str().unwrap()]);
 
     // The client on a dead socket: a clear error, exit 1.
     let out = s6(&["ctl", sock.to_str().unwrap(), "status"]);
@@ -369,27 +367,8 @@ fn sd_notify_ready_then_watchdog_only_while_every_camera_delivers() {
     // Camera "net": RTP/JPEG from a real gst-launch-1.0 sender, killed later
     // to stall that camera while camera "syn" keeps delivering.
     let port = 21000 + (std::process::id() % 20000) as u16;
-    let mut sender = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "is-live=true",
-            "!",
-            "video/x-raw,format=I420,width=160,height=120,framerate=15/1",
-            "!",
-            "jpegenc",
-            "!",
-            "rtpjpegpay",
-            "!",
-            "udpsink",
-            "host=127.0.0.1",
-            &format!("port={port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gst-launch-1.0 sender");
-    let net = format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15");
+    let mut sender = spawn_rtp_jpeg_sender(port, 160, 120);
+    let net = rtp_jpeg_source(port);
     let mut rec = Recorder::spawn(
         &[
             "-i",
@@ -502,30 +481,6 @@ fn sd_notify_ready_then_watchdog_only_while_every_camera_delivers() {
 }
 
 /// A tmpfs of `size` mounted at `dir`, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .map_err(|e| format!("cannot run mount: {e}"))?;
-        if out.status.success() {
-            Ok(Tmpfs(dir.to_path_buf()))
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 fn free_bytes(dir: &Path) -> u64 {
     let st = nix::sys::statvfs::statvfs(dir).unwrap();
     st.blocks_available() as u64 * st.fragment_size() as u64
@@ -618,9 +573,7 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
             ep.display()
         );
     }
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify while paused", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify while paused", &["verify", ds.to_str().unwrap()]);
     // While paused nothing is written and `start` is refused with the reason.
     let (ok, r) = ctl(&sock, &["start"]);
     assert!(
@@ -645,9 +598,7 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
     assert!(rec.wait(Duration::from_secs(30)).success(), "{}", rec.log());
     let all = episode_dirs(&ds);
     assert_eq!(all.len(), eps.len() + 1, "{all:?}");
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify at the end", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify at the end", &["verify", ds.to_str().unwrap()]);
 }
 
 #[test]
@@ -779,7 +730,5 @@ fn control_with_a_schedule_records_on_its_own_and_a_discarded_episode_is_replace
         );
     }
     assert!(!sock.exists());
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify", &["verify", ds.to_str().unwrap()]);
 }

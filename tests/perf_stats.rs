@@ -12,34 +12,35 @@ use std::process::{Command, Output};
 fn record_run(tmp: &Path, logs: &Path, name: &str) {
     let plugins = svtav1_dir(&tmp.join(name));
     let ds = tmp.join(name).join("ds");
-    let out = s6(&[
+    s6_ok(
         "record",
-        "-i",
-        "synthetic#name=left",
-        "-i",
-        "synthetic#name=right",
-        "--width",
-        "160",
-        "--height",
-        "120",
-        "--fps",
-        "15",
-        "--episodes",
-        "1",
-        "--episode-time",
-        "2",
-        "--vcodec",
-        "svtav1",
-        "-x",
-        "--log-dir",
-        logs.to_str().unwrap(),
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        ds.to_str().unwrap(),
-    ]);
-    dump("record", &out);
-    assert!(out.status.success());
+        &[
+            "record",
+            "-i",
+            "synthetic#name=left",
+            "-i",
+            "synthetic#name=right",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--fps",
+            "15",
+            "--episodes",
+            "1",
+            "--episode-time",
+            "2",
+            "--vcodec",
+            "svtav1",
+            "-x",
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+        ],
+    );
 }
 
 /// Runs perf-stats in `cwd`.

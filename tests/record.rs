@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -13,40 +13,41 @@ fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
     let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let logs = tmp.path().join("logs");
-    let out = s6(&[
+    s6_ok(
         "record",
-        "-i",
-        "synthetic#name=left",
-        "-i",
-        "synthetic#name=right",
-        "-i",
-        "synthetic#name=wrist",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "15",
-        "--episodes",
-        "2",
-        "--episode-time",
-        "2",
-        "--reset-time",
-        "0.5",
-        "--vcodec",
-        "svtav1",
-        "--task",
-        "stack cubes",
-        "-x",
-        "--log-dir",
-        logs.to_str().unwrap(),
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        ds.to_str().unwrap(),
-    ]);
-    dump("record", &out);
-    assert!(out.status.success());
+        &[
+            "record",
+            "-i",
+            "synthetic#name=left",
+            "-i",
+            "synthetic#name=right",
+            "-i",
+            "synthetic#name=wrist",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--episodes",
+            "2",
+            "--episode-time",
+            "2",
+            "--reset-time",
+            "0.5",
+            "--vcodec",
+            "svtav1",
+            "--task",
+            "stack cubes",
+            "-x",
+            "--log-dir",
+            logs.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            ds.to_str().unwrap(),
+        ],
+    );
 
     let episodes = episode_dirs(&ds);
     assert_eq!(episodes.len(), 2, "two episodes: {episodes:?}");
@@ -78,9 +79,7 @@ fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
             );
         }
     }
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify", &["verify", ds.to_str().unwrap()]);
 
     // -x wrote metrics.json and a Chrome trace.
     let run = only_run(&logs);
@@ -104,27 +103,8 @@ fn gstreamer_rtp_sender_on_loopback_is_recorded_and_verifies() {
     let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let port = 20000 + (std::process::id() % 20000) as u16;
-    let mut sender = Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "videotestsrc",
-            "is-live=true",
-            "!",
-            "video/x-raw,format=I420,width=320,height=240,framerate=15/1",
-            "!",
-            "jpegenc",
-            "!",
-            "rtpjpegpay",
-            "!",
-            "udpsink",
-            "host=127.0.0.1",
-            &format!("port={port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start gst-launch-1.0 sender");
-    let source = format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15");
+    let mut sender = spawn_rtp_jpeg_sender(port, 320, 240);
+    let source = rtp_jpeg_source(port);
     let out = s6(&[
         "record",
         "-i",
@@ -148,9 +128,7 @@ fn gstreamer_rtp_sender_on_loopback_is_recorded_and_verifies() {
     let rows = index_rows(&ep.join("net.idx"));
     assert!(rows.len() >= 15, "frames arrived over RTP: {}", rows.len());
     assert_eq!(ffprobe_frames(&ep.join("net.mp4")), rows.len() as u64);
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify", &["verify", ds.to_str().unwrap()]);
 }
 
 #[test]
@@ -339,29 +317,30 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/s6-edge-cannot-write-here"));
 
     // A dataset recorded with one camera set refuses another.
-    let ok = s6(&[
-        "record",
-        "-i",
-        "synthetic",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "15",
-        "--episodes",
-        "1",
-        "--episode-time",
-        "1",
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        p,
-        "-o",
-        d,
-    ]);
-    dump("record ok", &ok);
-    assert!(ok.status.success());
+    s6_ok(
+        "record ok",
+        &[
+            "record",
+            "-i",
+            "synthetic",
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--episodes",
+            "1",
+            "--episode-time",
+            "1",
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            p,
+            "-o",
+            d,
+        ],
+    );
     let before = std::fs::read(ds.join("dataset.json")).unwrap();
     let out = s6(&[
         "record",

@@ -198,9 +198,7 @@ fn kill_mid_episode_then_recover() {
 
     // A dry run says what it would do and changes nothing.
     let before = hash_tree(&ds);
-    let dry = s6(&["recover", "--dry-run", ds.to_str().unwrap()]);
-    dump("dry run", &dry);
-    assert!(dry.status.success());
+    let dry = s6_ok("dry run", &["recover", "--dry-run", ds.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&dry.stdout);
     assert!(
         text.contains("would be recovered") && text.contains("dry run"),
@@ -522,37 +520,6 @@ fn empty_unfinished_episode_is_removed_and_other_files_are_kept() {
     check_recovered(&ds, &["cam0"]);
 }
 
-/// Stamps of every decoded frame, one per sample (no frames duplicated to
-/// fill presentation-time gaps, unlike ffmpeg's constant-rate default).
-fn stamps_passthrough(path: &Path, width: u32, height: u32) -> Vec<u64> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks((width * height) as usize)
-        .map(|luma| {
-            s6_edge::capture::stamp::read_stamp(luma, width, height, width as usize)
-                .expect("readable stamp")
-        })
-        .collect()
-}
-
 /// Complete spill files of `cam` in episode 0.
 fn spill_files(ds: &Path, cam: &str) -> usize {
     std::fs::read_dir(ds.join(format!("episodes/000000/spill/{cam}")))
@@ -594,14 +561,15 @@ fn kill_while_spilling_then_recover_encodes_the_spill_files() {
         .collect();
 
     let plugins = svtav1_dir(&tmp.path().join("again"));
-    let out = s6(&[
+    let out = s6_ok(
         "recover",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        ds.to_str().unwrap(),
-    ]);
-    dump("recover", &out);
-    assert!(out.status.success());
+        &[
+            "recover",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            ds.to_str().unwrap(),
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pending spill frame(s) encoded"), "{text}");
     assert!(
@@ -670,14 +638,15 @@ fn kill_while_the_spill_backlog_drains_then_recover() {
     }
 
     let plugins = svtav1_dir(&tmp.path().join("again"));
-    let out = s6(&[
+    s6_ok(
         "recover",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        ds.to_str().unwrap(),
-    ]);
-    dump("recover", &out);
-    assert!(out.status.success());
+        &[
+            "recover",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            ds.to_str().unwrap(),
+        ],
+    );
     let eps = check_recovered(&ds, &["cam0"]);
     let meta = json(&eps[0].join("episode.json"));
     let frames = meta["cameras"]["cam0"]["frames"].as_u64().unwrap() as usize;
@@ -737,24 +706,26 @@ fn kill_while_an_overloaded_encoder_spills_then_recover() {
     }
 
     let plugins = svtav1_dir(&tmp.path().join("again"));
-    let out = s6(&[
+    let out = s6_ok(
         "recover",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        ds.to_str().unwrap(),
-    ]);
-    dump("recover", &out);
-    assert!(out.status.success());
+        &[
+            "recover",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            ds.to_str().unwrap(),
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pending spill frame(s) encoded"), "{text}");
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify", &["verify", ds.to_str().unwrap()]);
     // Frames that were still in the ring when the process died were never
     // durable: they are gap rows (`dropped`), and the video skips their
     // numbers. Every durable frame is in the video, in order: the stamps,
     // relative to the first, are exactly the durable frame numbers.
-    let stamps = stamps_passthrough(&mp4, 320, 240);
+    let stamps: Vec<u64> = decoded_stamps_passthrough(&mp4, 320, 240)
+        .into_iter()
+        .map(|s| s.expect("readable stamp"))
+        .collect();
     let first = stamps[0];
     let numbers: Vec<u64> = stamps.iter().map(|s| s - first).collect();
     assert_eq!(

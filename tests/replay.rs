@@ -366,21 +366,22 @@ fn rerecording_gop30_into_gop2_keeps_frames_stamps_and_capture_timestamps() {
     let src = tmp.path().join("field");
     record(&src, &plugins, &["cam"], 1, 2.0, 30);
     let dst = tmp.path().join("train");
-    let out = s6(&[
-        "record",
-        "-i",
-        &format!("replay:{}/cam", src.display()),
-        "--gop",
-        "2",
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        dst.to_str().unwrap(),
-    ]);
-    dump("re-record", &out);
-    assert!(out.status.success());
+    s6_ok(
+        "re-record",
+        &[
+            "record",
+            "-i",
+            &format!("replay:{}/cam", src.display()),
+            "--gop",
+            "2",
+            "--vcodec",
+            "svtav1",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            "-o",
+            dst.to_str().unwrap(),
+        ],
+    );
     let a = index_rows(&src.join("episodes/000000/cam.idx"));
     let b = index_rows(&dst.join("episodes/000000/cam.idx"));
     assert_eq!(a.len(), b.len(), "same frame count");
@@ -411,9 +412,7 @@ fn rerecording_gop30_into_gop2_keeps_frames_stamps_and_capture_timestamps() {
     let meta = json(&dst.join("dataset.json"));
     assert_eq!(meta["encoder"]["gop"], 2);
     assert_eq!(meta["cameras"][0]["name"], "cam", "keeps the recorded name");
-    let verify = s6(&["verify", dst.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    s6_ok("verify", &["verify", dst.to_str().unwrap()]);
 }
 
 #[test]
@@ -507,13 +506,14 @@ fn replay_runs_with_x_are_compared_by_perf_stats() {
     let (a, b) = (frames(&runs[0]), frames(&runs[1]));
     assert!(a > 0);
     assert_eq!(b, 2 * a, "--repeat 2 delivers every frame twice");
-    let out = s6(&[
+    let out = s6_ok(
         "perf-stats",
-        runs[0].to_str().unwrap(),
-        runs[1].to_str().unwrap(),
-    ]);
-    dump("perf-stats", &out);
-    assert!(out.status.success());
+        &[
+            "perf-stats",
+            runs[0].to_str().unwrap(),
+            runs[1].to_str().unwrap(),
+        ],
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("decode") && text.contains("frames_captured"),

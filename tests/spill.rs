@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 const W: u32 = 160;
@@ -61,34 +61,6 @@ fn check_camera(ep: &Path, cam: &str, (w, h): (u32, u32)) -> (u64, u64) {
     (video_rows, rows.iter().filter(|r| r.spilled).count() as u64)
 }
 
-/// Stamps of every decoded frame as stored (no frame duplicated to fill
-/// a timestamp gap, which `decoded_stamps` lets ffmpeg do).
-fn decoded_stamps_vfr(path: &Path) -> Vec<Option<u64>> {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i"])
-        .arg(path)
-        .args([
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "gray",
-            "-",
-        ])
-        .output()
-        .expect("run ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks((W * H) as usize)
-        .map(|luma| s6_edge::capture::stamp::read_stamp(luma, W, H, W as usize))
-        .collect()
-}
-
 fn verify_ok(ds: &Path) {
     let verify = s6(&["verify", ds.to_str().unwrap()]);
     dump("verify", &verify);
@@ -128,9 +100,7 @@ fn overload_spills_and_every_frame_reaches_the_mp4_in_order() {
             logs.to_str().unwrap(),
         ],
     );
-    let out = s6(&args);
-    dump("record", &out);
-    assert!(out.status.success());
+    s6_ok("record", &args);
     let episodes = episode_dirs(&ds);
     assert_eq!(episodes.len(), 2);
     let mut spilled_rows = 0;
@@ -194,9 +164,7 @@ fn streaming_encoding_false_spills_everything_and_encodes_between_episodes() {
             logs.to_str().unwrap(),
         ],
     );
-    let out = s6(&args);
-    dump("record", &out);
-    assert!(out.status.success());
+    s6_ok("record", &args);
     let episodes = episode_dirs(&ds);
     assert_eq!(episodes.len(), 2);
     for ep in &episodes {
@@ -223,32 +191,14 @@ fn streaming_encoding_false_spills_everything_and_encodes_between_episodes() {
 }
 
 /// A small tmpfs, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stderr(Stdio::piped())
-            .output()
-            .ok()?;
-        if !st.status.success() {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs here ({}); the disk-full test needs root",
-                String::from_utf8_lossy(&st.stderr).trim()
-            );
-            return None;
-        }
-        Some(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
+/// A tmpfs of `size` on `dir`, or `None` (test skipped) where mounting
+/// is not allowed.
+fn small_disk(dir: &Path, size: &str) -> Option<Tmpfs> {
+    Tmpfs::mount(dir, size)
+        .map_err(|e| {
+            eprintln!("SKIPPED: cannot mount a tmpfs here ({e}); the disk-full test needs root")
+        })
+        .ok()
 }
 
 /// Copies a directory tree (the dataset out of the full tmpfs).
@@ -269,27 +219,28 @@ fn copy_tree(from: &Path, to: &Path) {
 fn disk_full_while_spilling_stops_cleanly_and_keeps_what_reached_disk() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = svtav1_dir(tmp.path());
-    let Some(fs) = Tmpfs::mount(&tmp.path().join("small"), "3m") else {
+    let Some(fs) = small_disk(&tmp.path().join("small"), "3m") else {
         return;
     };
     let ds = fs.0.join("ds");
     // 1. A complete episode first.
-    let first = s6(&record_args(
-        &plugins,
-        &ds,
-        &[
-            "-i",
-            "synthetic#name=a",
-            "--fps",
-            "30",
-            "--episodes",
-            "1",
-            "--episode-time",
-            "1",
-        ],
-    ));
-    dump("first record", &first);
-    assert!(first.status.success());
+    s6_ok(
+        "first record",
+        &record_args(
+            &plugins,
+            &ds,
+            &[
+                "-i",
+                "synthetic#name=a",
+                "--fps",
+                "30",
+                "--episodes",
+                "1",
+                "--episode-time",
+                "1",
+            ],
+        ),
+    );
     let ep0 = episode_dirs(&ds)[0].clone();
     let ep0_files: Vec<(PathBuf, Vec<u8>)> = ["a.mp4", "a.idx", "episode.json"]
         .iter()
@@ -353,14 +304,15 @@ fn disk_full_while_spilling_stops_cleanly_and_keeps_what_reached_disk() {
     let big = tmp.path().join("big");
     copy_tree(&ds, &big);
     drop(fs);
-    let pending = s6(&[
+    s6_ok(
         "encode-pending",
-        big.to_str().unwrap(),
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-    ]);
-    dump("encode-pending", &pending);
-    assert!(pending.status.success());
+        &[
+            "encode-pending",
+            big.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    );
     let ep1 = &episode_dirs(&big)[1];
     let mp4 = ep1.join("a.mp4");
     let stamps = decoded_stamps(&mp4, W, H);
@@ -440,14 +392,15 @@ fn kill_9_with_a_backlog_then_encode_pending_puts_every_durable_frame_in_order()
         let last = spilled.last().copied().map_or(in_video, |l| l + 1);
         expect.push((cam, last));
     }
-    let pending = s6(&[
+    let pending = s6_ok(
         "encode-pending",
-        ds.to_str().unwrap(),
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-    ]);
-    dump("encode-pending", &pending);
-    assert!(pending.status.success());
+        &[
+            "encode-pending",
+            ds.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    );
     let report = String::from_utf8_lossy(&pending.stdout);
     assert!(
         report.contains(" a: ") && !report.contains(&format!(" a: {} encoded", expect[0].1)),
@@ -477,14 +430,15 @@ fn kill_9_with_a_backlog_then_encode_pending_puts_every_durable_frame_in_order()
     assert!(again.status.success());
     assert!(String::from_utf8_lossy(&again.stdout).contains("no pending spill frames"));
     // `recover` closes the episode; the dataset then verifies.
-    let recover = s6(&[
+    s6_ok(
         "recover",
-        ds.to_str().unwrap(),
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-    ]);
-    dump("recover", &recover);
-    assert!(recover.status.success());
+        &[
+            "recover",
+            ds.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    );
     assert!(ep.join("episode.json").exists());
     verify_ok(&ds);
 }
@@ -493,7 +447,7 @@ fn kill_9_with_a_backlog_then_encode_pending_puts_every_durable_frame_in_order()
 fn disk_full_while_streaming_stops_the_recording() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = svtav1_dir(tmp.path());
-    let Some(fs) = Tmpfs::mount(&tmp.path().join("small"), "2m") else {
+    let Some(fs) = small_disk(&tmp.path().join("small"), "2m") else {
         return;
     };
     let ds = fs.0.join("ds");
@@ -595,7 +549,7 @@ fn a_failed_spill_write_is_a_counted_gap_row_and_verify_reports_it() {
         rows.len() as u64 - 5,
         "no sample for a lost frame"
     );
-    let stamps = decoded_stamps_vfr(&mp4);
+    let stamps = decoded_stamps_passthrough(&mp4, W, H);
     assert_eq!(
         stamps.len(),
         rows.len() - 5,
@@ -609,9 +563,7 @@ fn a_failed_spill_write_is_a_counted_gap_row_and_verify_reports_it() {
     assert_eq!(meta["cameras"]["a"]["dropped"], 5);
     let metrics = json(&only_run(&logs).join("metrics.json"));
     assert_eq!(metrics["cameras"]["a"]["frames_dropped"], 5);
-    let verify = s6(&["verify", ds.to_str().unwrap()]);
-    dump("verify", &verify);
-    assert!(verify.status.success());
+    let verify = s6_ok("verify", &["verify", ds.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&verify.stdout);
     assert!(text.contains("5 dropped"), "verify reports the drops");
 }
@@ -672,14 +624,15 @@ fn second_sigint_during_the_drain_leaves_spill_files_for_encode_pending() {
     );
     let left = s6_edge::record::spill::list_spilled(&ep.join("spill/a")).unwrap();
     assert!(!left.is_empty(), "spill files are left for later");
-    let pending = s6(&[
+    s6_ok(
         "encode-pending",
-        ds.to_str().unwrap(),
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-    ]);
-    dump("encode-pending", &pending);
-    assert!(pending.status.success());
+        &[
+            "encode-pending",
+            ds.to_str().unwrap(),
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+        ],
+    );
     let mp4 = ep.join("a.mp4");
     let stamps = decoded_stamps(&mp4, 320, 240);
     assert_eq!(

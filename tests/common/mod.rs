@@ -151,6 +151,103 @@ pub fn dump(label: &str, out: &Output) {
     );
 }
 
+/// Runs s6-edge with `args` (see [`s6`]), prints its output under `label`
+/// and asserts that it succeeded.
+pub fn s6_ok(label: &str, args: &[&str]) -> Output {
+    let out = s6(args);
+    dump(label, &out);
+    assert!(out.status.success());
+    out
+}
+
+/// A tmpfs mounted on a directory (needs root), unmounted on drop: a
+/// small disk that fills up.
+pub struct Tmpfs(/** The mount point. */ pub PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount -o size=`) on `dir`, creating it;
+    /// the error is mount's message.
+    pub fn mount(dir: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if out.status.success() {
+            Ok(Tmpfs(dir.to_path_buf()))
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Stamps of every decoded frame of a `width`x`height` video, one per
+/// sample as stored (`-fps_mode passthrough`: no frame duplicated to fill
+/// a presentation-time gap, unlike ffmpeg's constant-rate default).
+pub fn decoded_stamps_passthrough(path: &Path, width: u32, height: u32) -> Vec<Option<u64>> {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args([
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks((width * height) as usize)
+        .map(|luma| s6_edge::capture::stamp::read_stamp(luma, width, height, width as usize))
+        .collect()
+}
+
+/// Starts a live `gst-launch-1.0` RTP/JPEG sender of a `width`x`height`
+/// 15 fps test pattern to 127.0.0.1:`port` (kill it when done).
+pub fn spawn_rtp_jpeg_sender(port: u16, width: u32, height: u32) -> std::process::Child {
+    Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "videotestsrc",
+            "is-live=true",
+            "!",
+            &format!("video/x-raw,format=I420,width={width},height={height},framerate=15/1"),
+            "!",
+            "jpegenc",
+            "!",
+            "rtpjpegpay",
+            "!",
+            "udpsink",
+            "host=127.0.0.1",
+            &format!("port={port}"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gst-launch-1.0 sender")
+}
+
+/// The `-i` spec receiving [`spawn_rtp_jpeg_sender`]'s stream on `port`
+/// as camera `net` at 15 fps.
+pub fn rtp_jpeg_source(port: u16) -> String {
+    format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15")
+}
+
 /// Frames ffprobe counts by decoding the whole file.
 pub fn ffprobe_frames(path: &Path) -> u64 {
     let out = Command::new("ffprobe")
