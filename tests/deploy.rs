@@ -81,6 +81,29 @@ impl Drop for Recorder {
     }
 }
 
+/// Starts `record -i INPUT` with the SVT-AV1 plugin (under `tmp`), writing
+/// to `ds`, controlled through `sock`, plus `extra` arguments; returns once
+/// the control socket is there.
+fn spawn_controlled(tmp: &Path, ds: &Path, sock: &Path, input: &str, extra: &[&str]) -> Recorder {
+    let plugins = svtav1_dir(tmp);
+    let mut args = vec![
+        "-i",
+        input,
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "-o",
+        ds.to_str().unwrap(),
+        "--control",
+        sock.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut rec = Recorder::spawn(&args, &tmp.join("record.log"), &[]);
+    wait_for_socket(&mut rec, sock);
+    rec
+}
+
 /// Runs `s6-edge ctl SOCKET ARGS...`: (exit success, reply JSON).
 fn ctl(socket: &Path, args: &[&str]) -> (bool, Value) {
     let out = s6_command()
@@ -170,28 +193,9 @@ const SMALL: &str = "synthetic#width=160,height=120,fps=15";
 #[test]
 fn ctl_start_stop_discard_status_drive_episodes_of_a_running_recorder() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let sock = tmp.path().join("control.sock");
-    let mut rec = Recorder::spawn(
-        &[
-            "-i",
-            SMALL,
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            ds.to_str().unwrap(),
-            "--task",
-            "default task",
-            "--control",
-            sock.to_str().unwrap(),
-        ],
-        &tmp.path().join("record.log"),
-        &[],
-    );
-    wait_for_socket(&mut rec, &sock);
+    let mut rec = spawn_controlled(tmp.path(), &ds, &sock, SMALL, &["--task", "default task"]);
 
     // Command-driven: nothing is recorded before `start`, but the camera runs.
     let s = wait_status(
@@ -497,7 +501,6 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
             return;
         }
     };
-    let plugins = svtav1_dir(tmp.path());
     let ds = mnt.join("ds");
     let sock = tmp.path().join("control.sock");
     // Leave min-free + 1.5 MiB: room for a few episodes of noisy 160x120
@@ -507,27 +510,13 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
     let fill = free_bytes(&mnt) - min_free - (3 << 19);
     std::fs::write(&filler, vec![0x5au8; fill as usize]).unwrap();
 
-    let mut rec = Recorder::spawn(
-        &[
-            "-i",
-            "synthetic#width=160,height=120,fps=15,noise=60",
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            ds.to_str().unwrap(),
-            "--episode-time",
-            "1.5",
-            "--min-free",
-            "2M",
-            "--control",
-            sock.to_str().unwrap(),
-        ],
-        &tmp.path().join("record.log"),
-        &[],
+    let mut rec = spawn_controlled(
+        tmp.path(),
+        &ds,
+        &sock,
+        "synthetic#width=160,height=120,fps=15,noise=60",
+        &["--episode-time", "1.5", "--min-free", "2M"],
     );
-    wait_for_socket(&mut rec, &sock);
 
     // The schedule runs on its own (--episode-time). Once an episode is
     // complete, take most of the remaining headroom away (another writer on
@@ -604,30 +593,15 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
 #[test]
 fn min_free_already_below_at_start_pauses_instead_of_recording() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let sock = tmp.path().join("control.sock");
-    let mut rec = Recorder::spawn(
-        &[
-            "-i",
-            SMALL,
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            ds.to_str().unwrap(),
-            "--episode-time",
-            "5",
-            "--min-free",
-            "1000T",
-            "--control",
-            sock.to_str().unwrap(),
-        ],
-        &tmp.path().join("record.log"),
-        &[],
+    let mut rec = spawn_controlled(
+        tmp.path(),
+        &ds,
+        &sock,
+        SMALL,
+        &["--episode-time", "5", "--min-free", "1000T"],
     );
-    wait_for_socket(&mut rec, &sock);
     let s = ctl_ok(&sock, &["status"]);
     assert_eq!(s["state"], "paused", "{s}");
     assert!(
@@ -683,30 +657,15 @@ fn bad_min_free_and_ctl_usage_are_usage_errors() {
 #[test]
 fn control_with_a_schedule_records_on_its_own_and_a_discarded_episode_is_replaced() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
     let sock = tmp.path().join("control.sock");
-    let mut rec = Recorder::spawn(
-        &[
-            "-i",
-            SMALL,
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            ds.to_str().unwrap(),
-            "--episodes",
-            "2",
-            "--episode-time",
-            "1.5",
-            "--control",
-            sock.to_str().unwrap(),
-        ],
-        &tmp.path().join("record.log"),
-        &[],
+    let mut rec = spawn_controlled(
+        tmp.path(),
+        &ds,
+        &sock,
+        SMALL,
+        &["--episodes", "2", "--episode-time", "1.5"],
     );
-    wait_for_socket(&mut rec, &sock);
     // --episodes/--episode-time: the schedule starts episode 0 by itself.
     wait_status(&mut rec, &sock, Duration::from_secs(10), "recording", |s| {
         s["state"] == "recording" && s["episode"] == 0

@@ -7,9 +7,9 @@
 mod common;
 
 use common::*;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const W: u32 = 160;
@@ -520,6 +520,34 @@ fn empty_unfinished_episode_is_removed_and_other_files_are_kept() {
     check_recovered(&ds, &["cam0"]);
 }
 
+/// Frame numbers of camera cam0's episode 0 that exist somewhere: the
+/// first `in_video` are in the video, the rest as spill files.
+fn durable_frames(ds: &Path, in_video: u64) -> BTreeSet<u64> {
+    let mut exist: BTreeSet<u64> = (0..in_video).collect();
+    for e in std::fs::read_dir(ds.join("episodes/000000/spill/cam0")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_suffix(".png").and_then(|n| n.parse().ok()) {
+            exist.insert(n);
+        }
+    }
+    exist
+}
+
+/// `recover --plugin-dir` (the SVT-AV1 plugin under `plugins`, to encode
+/// pending spill frames) must succeed; returns its output.
+fn recover_with_plugins(plugins: &Path, ds: &Path) -> Output {
+    let plugins = svtav1_dir(plugins);
+    s6_ok(
+        "recover",
+        &[
+            "recover",
+            "--plugin-dir",
+            plugins.to_str().unwrap(),
+            ds.to_str().unwrap(),
+        ],
+    )
+}
+
 /// Complete spill files of `cam` in episode 0.
 fn spill_files(ds: &Path, cam: &str) -> usize {
     std::fs::read_dir(ds.join(format!("episodes/000000/spill/{cam}")))
@@ -560,16 +588,7 @@ fn kill_while_spilling_then_recover_encodes_the_spill_files() {
         .map(|c| (c, spill_files(&ds, c)))
         .collect();
 
-    let plugins = svtav1_dir(&tmp.path().join("again"));
-    let out = s6_ok(
-        "recover",
-        &[
-            "recover",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            ds.to_str().unwrap(),
-        ],
-    );
+    let out = recover_with_plugins(&tmp.path().join("again"), &ds);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pending spill frame(s) encoded"), "{text}");
     assert!(
@@ -629,24 +648,9 @@ fn kill_while_the_spill_backlog_drains_then_recover() {
     // Frames that exist somewhere: in the video, or as a spill file (those
     // already encoded are deleted only after the episode's fragments are
     // durable, so the two sets may overlap).
-    let mut exist: std::collections::BTreeSet<u64> = (0..in_video as u64).collect();
-    for e in std::fs::read_dir(ds.join("episodes/000000/spill/cam0")).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_suffix(".png").and_then(|n| n.parse().ok()) {
-            exist.insert(n);
-        }
-    }
+    let exist = durable_frames(&ds, in_video as u64);
 
-    let plugins = svtav1_dir(&tmp.path().join("again"));
-    s6_ok(
-        "recover",
-        &[
-            "recover",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            ds.to_str().unwrap(),
-        ],
-    );
+    recover_with_plugins(&tmp.path().join("again"), &ds);
     let eps = check_recovered(&ds, &["cam0"]);
     let meta = json(&eps[0].join("episode.json"));
     let frames = meta["cameras"]["cam0"]["frames"].as_u64().unwrap() as usize;
@@ -697,24 +701,9 @@ fn kill_while_an_overloaded_encoder_spills_then_recover() {
     );
     kill9(child);
     let in_video = s6_edge::mux::scan(&mp4).unwrap().samples.len() as u64;
-    let mut exist: std::collections::BTreeSet<u64> = (0..in_video).collect();
-    for e in std::fs::read_dir(ds.join("episodes/000000/spill/cam0")).unwrap() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        if let Some(n) = name.strip_suffix(".png").and_then(|n| n.parse().ok()) {
-            exist.insert(n);
-        }
-    }
+    let exist = durable_frames(&ds, in_video);
 
-    let plugins = svtav1_dir(&tmp.path().join("again"));
-    let out = s6_ok(
-        "recover",
-        &[
-            "recover",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            ds.to_str().unwrap(),
-        ],
-    );
+    let out = recover_with_plugins(&tmp.path().join("again"), &ds);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("pending spill frame(s) encoded"), "{text}");
     s6_ok("verify", &["verify", ds.to_str().unwrap()]);
