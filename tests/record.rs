@@ -4,8 +4,32 @@
 mod common;
 
 use common::*;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
+
+/// Arguments recording one 1 s episode of camera `input` at 320x240@15
+/// with SVT-AV1.
+fn one_second_320x240<'a>(plugins: &'a Path, ds: &'a Path, input: &'a str) -> Vec<&'a str> {
+    svtav1_record_args(
+        plugins,
+        ds,
+        &[
+            "-i",
+            input,
+            "--width",
+            "320",
+            "--height",
+            "240",
+            "--fps",
+            "15",
+            "--episodes",
+            "1",
+            "--episode-time",
+            "1",
+        ],
+    )
+}
 
 #[test]
 fn three_synthetic_cameras_two_episodes_verify_and_every_stamp_reads_back() {
@@ -105,21 +129,11 @@ fn gstreamer_rtp_sender_on_loopback_is_recorded_and_verifies() {
     let port = 20000 + (std::process::id() % 20000) as u16;
     let mut sender = spawn_rtp_jpeg_sender(port, 320, 240);
     let source = rtp_jpeg_source(port);
-    let out = s6(&[
-        "record",
-        "-i",
-        &source,
-        "--episodes",
-        "1",
-        "--episode-time",
-        "2",
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        ds.to_str().unwrap(),
-    ]);
+    let out = s6(&svtav1_record_args(
+        &plugins,
+        &ds,
+        &["-i", &source, "--episodes", "1", "--episode-time", "2"],
+    ));
     let _ = sender.kill();
     let _ = sender.wait();
     dump("record", &out);
@@ -136,26 +150,22 @@ fn kill_9_mid_episode_keeps_every_written_fragment_and_verify_names_the_episode(
     let tmp = tempfile::tempdir().unwrap();
     let plugins = svtav1_dir(tmp.path());
     let ds = tmp.path().join("ds");
-    let p = plugins.to_str().unwrap();
     let d = ds.to_str().unwrap();
     let mut child = s6_command()
-        .args([
-            "record",
-            "-i",
-            "synthetic",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--fps",
-            "15",
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            p,
-            "-o",
-            d,
-        ])
+        .args(svtav1_record_args(
+            &plugins,
+            &ds,
+            &[
+                "-i",
+                "synthetic",
+                "--width",
+                "320",
+                "--height",
+                "240",
+                "--fps",
+                "15",
+            ],
+        ))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -182,27 +192,7 @@ fn kill_9_mid_episode_keeps_every_written_fragment_and_verify_names_the_episode(
         "verify names the unfinished episode"
     );
     // A new recording refuses until the dataset is recovered.
-    let again = s6(&[
-        "record",
-        "-i",
-        "synthetic",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "15",
-        "--episodes",
-        "1",
-        "--episode-time",
-        "1",
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        p,
-        "-o",
-        d,
-    ]);
+    let again = s6(&one_second_320x240(&plugins, &ds, "synthetic"));
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("s6-edge recover"));
 }
@@ -317,52 +307,9 @@ fn bad_input_gives_clear_errors_and_leaves_nothing_behind() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/proc/s6-edge-cannot-write-here"));
 
     // A dataset recorded with one camera set refuses another.
-    s6_ok(
-        "record ok",
-        &[
-            "record",
-            "-i",
-            "synthetic",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--fps",
-            "15",
-            "--episodes",
-            "1",
-            "--episode-time",
-            "1",
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            p,
-            "-o",
-            d,
-        ],
-    );
+    s6_ok("record ok", &one_second_320x240(&plugins, &ds, "synthetic"));
     let before = std::fs::read(ds.join("dataset.json")).unwrap();
-    let out = s6(&[
-        "record",
-        "-i",
-        "synthetic#name=other",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--fps",
-        "15",
-        "--episodes",
-        "1",
-        "--episode-time",
-        "1",
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        p,
-        "-o",
-        d,
-    ]);
+    let out = s6(&one_second_320x240(&plugins, &ds, "synthetic#name=other"));
     dump("record other", &out);
     assert_ne!(out.status.code(), Some(0));
     assert!(

@@ -24,28 +24,25 @@ const H: u32 = 240;
 
 fn start(plugins: &Path, ds: &Path, logs: &Path) -> Child {
     Command::new(bin())
-        .args([
-            "record",
-            "-i",
-            &format!("synthetic#width={W},height={H},fps=30,noise=40"),
-            "--vcodec",
-            "svtav1",
-            "--preset",
-            "8",
-            "--encoder-threads",
-            "1",
-            "--ring-frames",
-            "120",
-            "--episode-time",
-            "1",
-            "-x",
-            "--log-dir",
-            logs.to_str().unwrap(),
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            ds.to_str().unwrap(),
-        ])
+        .args(svtav1_record_args(
+            plugins,
+            ds,
+            &[
+                "-i",
+                &format!("synthetic#width={W},height={H},fps=30,noise=40"),
+                "--preset",
+                "8",
+                "--encoder-threads",
+                "1",
+                "--ring-frames",
+                "120",
+                "--episode-time",
+                "1",
+                "-x",
+                "--log-dir",
+                logs.to_str().unwrap(),
+            ],
+        ))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -366,21 +366,10 @@ fn rerecording_gop30_into_gop2_keeps_frames_stamps_and_capture_timestamps() {
     let src = tmp.path().join("field");
     record(&src, &plugins, &["cam"], 1, 2.0, 30);
     let dst = tmp.path().join("train");
+    let replayed = format!("replay:{}/cam", src.display());
     s6_ok(
         "re-record",
-        &[
-            "record",
-            "-i",
-            &format!("replay:{}/cam", src.display()),
-            "--gop",
-            "2",
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            dst.to_str().unwrap(),
-        ],
+        &svtav1_record_args(&plugins, &dst, &["-i", &replayed, "--gop", "2"]),
     );
     let a = index_rows(&src.join("episodes/000000/cam.idx"));
     let b = index_rows(&dst.join("episodes/000000/cam.idx"));

@@ -13,19 +13,7 @@ const W: u32 = 160;
 const H: u32 = 120;
 
 fn record_args<'a>(plugins: &'a Path, ds: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec![
-        "record",
-        "--width",
-        "160",
-        "--height",
-        "120",
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        ds.to_str().unwrap(),
-    ];
+    let mut v = svtav1_record_args(plugins, ds, &["--width", "160", "--height", "120"]);
     v.extend_from_slice(extra);
     v
 }

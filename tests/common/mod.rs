@@ -88,6 +88,23 @@ pub fn svtav1_dir(tmp: &Path) -> PathBuf {
     plugin_dir(tmp, &["s6-codec-svtav1"])
 }
 
+/// `s6-edge record` arguments that encode with the real SVT-AV1 plugin in
+/// `plugins` (see [`svtav1_dir`]) into the dataset `ds`, followed by `extra`
+/// (cameras, sizes, schedule).
+pub fn svtav1_record_args<'a>(plugins: &'a Path, ds: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "record",
+        "--vcodec",
+        "svtav1",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "-o",
+        ds.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Environment variable holding a command prefix that runs this workspace's
 /// own executables, e.g. `qemu-aarch64-static -L cross/.sysroot` when the
 /// tests run under qemu-user (set by `cross/build-aarch64.sh`; unset on native
