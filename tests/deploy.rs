@@ -21,14 +21,15 @@ struct Recorder {
 }
 
 impl Recorder {
+    /// Starts `s6-edge` with `args` (a `record` command line), its stderr
+    /// to `log`, with extra environment `env`.
     fn spawn(args: &[&str], log: &Path, env: &[(&str, &str)]) -> Recorder {
         let file = std::fs::File::create(log).unwrap();
         // The encoder probe's deadline scales with the machine (qemu-user).
         let probe_ms = scaled_ms(3000).to_string();
         let child = s6_command()
-            .arg("record")
-            .args(["--probe-timeout-ms", &probe_ms])
             .args(args)
+            .args(["--probe-timeout-ms", &probe_ms])
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -86,18 +87,11 @@ impl Drop for Recorder {
 /// the control socket is there.
 fn spawn_controlled(tmp: &Path, ds: &Path, sock: &Path, input: &str, extra: &[&str]) -> Recorder {
     let plugins = svtav1_dir(tmp);
-    let mut args = vec![
-        "-i",
-        input,
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        ds.to_str().unwrap(),
-        "--control",
-        sock.to_str().unwrap(),
-    ];
+    let mut args = svtav1_record_args(
+        &plugins,
+        ds,
+        &["-i", input, "--control", sock.to_str().unwrap()],
+    );
     args.extend_from_slice(extra);
     let mut rec = Recorder::spawn(&args, &tmp.join("record.log"), &[]);
     wait_for_socket(&mut rec, sock);
@@ -374,20 +368,18 @@ fn sd_notify_ready_then_watchdog_only_while_every_camera_delivers() {
     let mut sender = spawn_rtp_jpeg_sender(port, 160, 120);
     let net = rtp_jpeg_source(port);
     let mut rec = Recorder::spawn(
-        &[
-            "-i",
-            "synthetic#name=syn,width=160,height=120,fps=15",
-            "-i",
-            &net,
-            "--vcodec",
-            "svtav1",
-            "--plugin-dir",
-            plugins.to_str().unwrap(),
-            "-o",
-            ds.to_str().unwrap(),
-            "--episode-time",
-            "60",
-        ],
+        &svtav1_record_args(
+            &plugins,
+            &ds,
+            &[
+                "-i",
+                "synthetic#name=syn,width=160,height=120,fps=15",
+                "-i",
+                &net,
+                "--episode-time",
+                "60",
+            ],
+        ),
         &tmp.path().join("record.log"),
         &[
             ("NOTIFY_SOCKET", notify_path.to_str().unwrap()),

@@ -23,37 +23,35 @@ const H: u32 = 120;
 
 /// Records `cameras` synthetic cameras at 160x120@15 into `ds`.
 fn record(ds: &Path, plugins: &Path, cameras: &[&str], episodes: u32, secs: f64, gop: u32) {
-    let mut args: Vec<String> = vec!["record".into()];
-    for c in cameras {
-        args.push("-i".into());
-        args.push(format!("synthetic#name={c}"));
+    let (episodes, secs, gop) = (episodes.to_string(), secs.to_string(), gop.to_string());
+    let mut args = svtav1_record_args(
+        plugins,
+        ds,
+        &[
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--fps",
+            "15",
+            "--episodes",
+            &episodes,
+            "--episode-time",
+            &secs,
+            "--reset-time",
+            "0.3",
+            "--gop",
+            &gop,
+        ],
+    );
+    let inputs: Vec<String> = cameras
+        .iter()
+        .map(|c| format!("synthetic#name={c}"))
+        .collect();
+    for i in &inputs {
+        args.extend(["-i", i.as_str()]);
     }
-    for a in [
-        "--width",
-        "160",
-        "--height",
-        "120",
-        "--fps",
-        "15",
-        "--episodes",
-        &episodes.to_string(),
-        "--episode-time",
-        &secs.to_string(),
-        "--reset-time",
-        "0.3",
-        "--gop",
-        &gop.to_string(),
-        "--vcodec",
-        "svtav1",
-        "--plugin-dir",
-        plugins.to_str().unwrap(),
-        "-o",
-        ds.to_str().unwrap(),
-    ] {
-        args.push(a.to_string());
-    }
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = s6(&refs);
+    let out = s6(&args);
     dump("record", &out);
     assert!(out.status.success(), "recording failed");
 }
