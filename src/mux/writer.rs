@@ -20,6 +20,56 @@ pub const FLAGS_SYNC: u32 = 0x0200_0000;
 /// `sample_flags` of a non-sync sample: depends on others, `is_non_sync_sample`.
 pub const FLAGS_NON_SYNC: u32 = 0x0101_0000;
 
+/// `sample_flags` of a keyframe (sync) or another sample.
+pub fn sample_flags(keyframe: bool) -> u32 {
+    if keyframe {
+        FLAGS_SYNC
+    } else {
+        FLAGS_NON_SYNC
+    }
+}
+
+/// Encodes the `moof` of fragment `sequence` of the single track: samples
+/// `entries` from `base_media_decode_time`, their data in the `mdat` that
+/// follows with a header of `mdat_header` bytes (8, or 16 for a 64-bit
+/// size). The caller appends that `mdat` to the returned buffer, which has
+/// room for `payload` more bytes.
+pub fn encode_moof(
+    sequence: u32,
+    base_media_decode_time: u64,
+    entries: Vec<mp4_atom::TrunEntry>,
+    mdat_header: usize,
+    payload: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let mut moof = mp4_atom::Moof {
+        mfhd: mp4_atom::Mfhd {
+            sequence_number: sequence,
+        },
+        traf: vec![mp4_atom::Traf {
+            tfhd: mp4_atom::Tfhd {
+                track_id: TRACK_ID,
+                default_base_is_moof: true,
+                ..Default::default()
+            },
+            tfdt: Some(mp4_atom::Tfdt {
+                base_media_decode_time,
+            }),
+            trun: vec![mp4_atom::Trun {
+                data_offset: Some(0),
+                samples: mp4_atom::TrunSamples::Explicit(entries),
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut buf = Vec::with_capacity(payload + 512);
+    moof.encode(&mut buf).context("encoding moof")?;
+    let data_offset = i32::try_from(buf.len() + mdat_header).context("moof too large")?;
+    moof.traf[0].trun[0].data_offset = Some(data_offset);
+    buf.clear();
+    moof.encode(&mut buf).context("encoding moof")?;
+    Ok(buf)
+}
+
 /// When fragments are cut.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FragmentPolicy {
@@ -266,47 +316,19 @@ impl Fmp4Writer {
                 mp4_atom::TrunEntry {
                     duration: Some(u32::try_from(duration).unwrap_or(u32::MAX)),
                     size: Some(s.data.len() as u32),
-                    flags: Some(if s.keyframe {
-                        FLAGS_SYNC
-                    } else {
-                        FLAGS_NON_SYNC
-                    }),
+                    flags: Some(sample_flags(s.keyframe)),
                     cts: Some((s.pts - s.dts) * fd),
                 }
             })
             .collect();
         let payload: usize = self.pending.iter().map(|s| s.data.len()).sum();
-        let mut moof = mp4_atom::Moof {
-            mfhd: mp4_atom::Mfhd {
-                sequence_number: self.sequence + 1,
-            },
-            traf: vec![mp4_atom::Traf {
-                tfhd: mp4_atom::Tfhd {
-                    track_id: TRACK_ID,
-                    default_base_is_moof: true,
-                    ..Default::default()
-                },
-                tfdt: Some(mp4_atom::Tfdt {
-                    base_media_decode_time: (self.pending[0].dts * fd) as u64,
-                }),
-                trun: vec![mp4_atom::Trun {
-                    data_offset: Some(0),
-                    samples: mp4_atom::TrunSamples::Explicit(entries),
-                }],
-                ..Default::default()
-            }],
-        };
-        let mut buf = Vec::with_capacity(payload + 512);
-        moof.encode(&mut buf).context("encoding moof")?;
         let mdat_header = if payload + 8 <= u32::MAX as usize {
             8
         } else {
             16
         };
-        let data_offset = i32::try_from(buf.len() + mdat_header).context("moof too large")?;
-        moof.traf[0].trun[0].data_offset = Some(data_offset);
-        buf.clear();
-        moof.encode(&mut buf).context("encoding moof")?;
+        let base = (self.pending[0].dts * fd) as u64;
+        let mut buf = encode_moof(self.sequence + 1, base, entries, mdat_header, payload)?;
         if mdat_header == 8 {
             buf.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
             buf.extend_from_slice(b"mdat");

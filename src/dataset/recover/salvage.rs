@@ -3,10 +3,8 @@
 //! rescued samples are appended again as one complete, synced fragment.
 
 use crate::mux::reader::{read_sample, Mp4Scan, SampleInfo};
-use crate::mux::writer::{FLAGS_NON_SYNC, FLAGS_SYNC};
-use crate::mux::TRACK_ID;
+use crate::mux::writer::{encode_moof, sample_flags};
 use anyhow::Context;
-use mp4_atom::Encode;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -63,42 +61,14 @@ fn encode_fragment(sequence: u32, rescued: &Rescued) -> anyhow::Result<Vec<u8>> 
         .map(|s| mp4_atom::TrunEntry {
             duration: Some(s.duration),
             size: Some(s.size),
-            flags: Some(if s.keyframe {
-                FLAGS_SYNC
-            } else {
-                FLAGS_NON_SYNC
-            }),
+            flags: Some(sample_flags(s.keyframe)),
             cts: Some(s.pts - s.dts),
         })
         .collect();
     let payload: usize = rescued.data.iter().map(Vec::len).sum();
-    let mut moof = mp4_atom::Moof {
-        mfhd: mp4_atom::Mfhd {
-            sequence_number: sequence,
-        },
-        traf: vec![mp4_atom::Traf {
-            tfhd: mp4_atom::Tfhd {
-                track_id: TRACK_ID,
-                default_base_is_moof: true,
-                ..Default::default()
-            },
-            tfdt: Some(mp4_atom::Tfdt {
-                base_media_decode_time: u64::try_from(first.dts).context("negative decode time")?,
-            }),
-            trun: vec![mp4_atom::Trun {
-                data_offset: Some(0),
-                samples: mp4_atom::TrunSamples::Explicit(entries),
-            }],
-            ..Default::default()
-        }],
-    };
-    let mut buf = Vec::with_capacity(payload + 512);
-    moof.encode(&mut buf).context("encoding moof")?;
-    let data_offset = i32::try_from(buf.len() + 16).context("moof too large")?;
-    moof.traf[0].trun[0].data_offset = Some(data_offset);
-    buf.clear();
-    moof.encode(&mut buf).context("encoding moof")?;
+    let base = u64::try_from(first.dts).context("negative decode time")?;
     // Always the 64-bit mdat header: simple, and valid for any size.
+    let mut buf = encode_moof(sequence, base, entries, 16, payload)?;
     buf.extend_from_slice(&1u32.to_be_bytes());
     buf.extend_from_slice(b"mdat");
     buf.extend_from_slice(&((payload + 16) as u64).to_be_bytes());
