@@ -85,7 +85,7 @@ cross_env() {
     export S6_EDGE_TEST_RUNNER="qemu-aarch64-static -L $sysroot"
     # Time limits in the tests (probe deadlines, ...) are multiplied by this:
     # under TCG every process starts and computes several times slower.
-    export S6_EDGE_TEST_TIME_SCALE="${S6_EDGE_TEST_TIME_SCALE:-4}"
+    export S6_EDGE_TEST_TIME_SCALE="${S6_EDGE_TEST_TIME_SCALE:-8}"
     # The plugin host re-executes its own binary (current_exe) for each probe;
     # from inside qemu that exec fails, but a native shell script that
     # re-enters qemu works. S6_EDGE_PROBE_EXE points the host at one.

@@ -95,7 +95,21 @@ fn hash_tree(dir: &Path) -> BTreeMap<PathBuf, String> {
 
 /// `recover DIR` must succeed; returns its stdout.
 fn recover(ds: &Path) -> String {
-    let out = s6(&["recover", ds.to_str().unwrap()]);
+    // Spill frames left by a loaded machine need the encoder: name the
+    // plugin explicitly (the binary's own directory is not where the
+    // plugins live for every runner, e.g. qemu-user).
+    let base = ds.parent().unwrap().join("recover-plugins");
+    let plugins = if base.join("plugins").exists() {
+        base.join("plugins")
+    } else {
+        svtav1_dir(&base)
+    };
+    let out = s6(&[
+        "recover",
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        ds.to_str().unwrap(),
+    ]);
     dump("recover", &out);
     assert!(out.status.success(), "recover succeeds");
     String::from_utf8_lossy(&out.stdout).into_owned()
