@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use s6_edge::capture::stamp::read_stamp;
 use s6_edge::replay::raw_out::read_frame;
-use s6_edge::replay::{EpisodeSelection, FrameOrigin, Replay};
+use s6_edge::replay::{EpisodeSelection, FrameOrigin, Replay, ReplayFrame};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -688,6 +688,16 @@ fn h264_dataset(dir: &Path, frames: u64, pending: u64) -> Vec<u64> {
     stamps
 }
 
+/// Every frame `Replay` reads from the dataset `ds`.
+fn all_frames(ds: &Path) -> Vec<ReplayFrame> {
+    Replay::open(ds)
+        .unwrap()
+        .frames()
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect()
+}
+
 #[test]
 fn h264_recordings_replay_through_gstreamer_in_order() {
     let _heavy = heavy();
@@ -698,12 +708,7 @@ fn h264_recordings_replay_through_gstreamer_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let ts = h264_dataset(tmp.path(), 24, 0);
     let ds = tmp.path().join("ds");
-    let frames: Vec<_> = Replay::open(&ds)
-        .unwrap()
-        .frames()
-        .unwrap()
-        .map(|f| f.unwrap())
-        .collect();
+    let frames = all_frames(&ds);
     assert_eq!(frames.len(), 24, "every frame of the unfinished episode");
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(f.frame_index, i as u64);
@@ -732,12 +737,7 @@ fn pending_spill_frames_are_merged_in_by_frame_index() {
     let ts = h264_dataset(tmp.path(), 24, 6);
     let ds = tmp.path().join("ds");
     assert_eq!(index_rows(&ds.join("episodes/000000/hw.idx")).len(), 18);
-    let frames: Vec<_> = Replay::open(&ds)
-        .unwrap()
-        .frames()
-        .unwrap()
-        .map(|f| f.unwrap())
-        .collect();
+    let frames = all_frames(&ds);
     assert_eq!(frames.len(), 24, "video frames and pending spill frames");
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(f.frame_index, i as u64);
@@ -773,12 +773,7 @@ fn pending_spill_frames_are_merged_in_by_frame_index() {
     let mp4 = ds.join("episodes/000000/hw.mp4");
     let head = std::fs::read(&mp4).unwrap()[..20].to_vec();
     std::fs::write(&mp4, head).unwrap();
-    let frames: Vec<_> = Replay::open(&ds)
-        .unwrap()
-        .frames()
-        .unwrap()
-        .map(|f| f.unwrap())
-        .collect();
+    let frames = all_frames(&ds);
     let got: Vec<(u64, u64)> = frames
         .iter()
         .map(|f| (f.frame_index, f.capture_ts_ns))
