@@ -476,17 +476,11 @@ fn sd_notify_ready_then_watchdog_only_while_every_camera_delivers() {
     );
 }
 
-/// A tmpfs of `size` mounted at `dir`, unmounted on drop.
-fn free_bytes(dir: &Path) -> u64 {
-    let st = nix::sys::statvfs::statvfs(dir).unwrap();
-    st.blocks_available() as u64 * st.fragment_size() as u64
-}
-
 #[test]
 fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
     let tmp = tempfile::tempdir().unwrap();
     let mnt = tmp.path().join("mnt");
-    let _fs = match Tmpfs::mount(&mnt, "8M") {
+    let fs = match Tmpfs::mount(&mnt, "8M") {
         Ok(fs) => fs,
         Err(why) => {
             eprintln!("SKIP min_free test: cannot mount a tmpfs here ({why}); needs root");
@@ -498,9 +492,7 @@ fn min_free_pauses_before_the_disk_fills_and_resumes_when_space_returns() {
     // Leave min-free + 1.5 MiB: room for a few episodes of noisy 160x120
     // (~100 KB/s natively).
     let min_free: u64 = 2 << 20;
-    let filler = mnt.join("filler");
-    let fill = free_bytes(&mnt) - min_free - (3 << 19);
-    std::fs::write(&filler, vec![0x5au8; fill as usize]).unwrap();
+    let filler = fs.fill_leaving(min_free + (3 << 19));
 
     let mut rec = spawn_controlled(
         tmp.path(),

@@ -237,10 +237,7 @@ fn disk_full_while_spilling_stops_cleanly_and_keeps_what_reached_disk() {
 
     // 2. Fill the disk to ~400 KB free, then spill noisy frames (~29 KB
     //    each, nearly incompressible) until it is full.
-    let filler = fs.0.join("filler");
-    let free = nix::sys::statvfs::statvfs(&fs.0).unwrap();
-    let free_bytes = free.blocks_available() * free.fragment_size();
-    std::fs::write(&filler, vec![0u8; (free_bytes - 400 * 1024) as usize]).unwrap();
+    fs.fill_leaving(400 * 1024);
     let second = s6(&record_args(
         &plugins,
         &ds,
@@ -439,10 +436,7 @@ fn disk_full_while_streaming_stops_the_recording() {
         return;
     };
     let ds = fs.0.join("ds");
-    let filler = fs.0.join("filler");
-    let free = nix::sys::statvfs::statvfs(&fs.0).unwrap();
-    let free_bytes = free.blocks_available() * free.fragment_size();
-    std::fs::write(&filler, vec![0u8; (free_bytes - 120 * 1024) as usize]).unwrap();
+    fs.fill_leaving(120 * 1024);
     let started = Instant::now();
     let out = s6(&record_args(
         &plugins,

@@ -199,10 +199,27 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Writes a file `filler` taking all but `leave` bytes of the free
+    /// space; returns its path.
+    pub fn fill_leaving(&self, leave: u64) -> PathBuf {
+        let filler = self.0.join("filler");
+        let fill = free_bytes(&self.0) - leave;
+        std::fs::write(&filler, vec![0x5au8; fill as usize]).unwrap();
+        filler
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(&self.0).status();
     }
+}
+
+/// Bytes available in the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> u64 {
+    let st = nix::sys::statvfs::statvfs(dir).unwrap();
+    st.blocks_available() as u64 * st.fragment_size() as u64
 }
 
 /// Stamps of every decoded frame of a `width`x`height` video, one per
