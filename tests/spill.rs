@@ -560,10 +560,14 @@ fn second_sigint_during_the_drain_leaves_spill_files_for_encode_pending() {
         &ds,
         &[
             "-i",
-            "synthetic#name=a,width=320,height=240",
+            // Noisy frames on one encoder thread: the drain takes seconds
+            // even on an idle machine, so the second SIGINT lands inside it.
+            "synthetic#name=a,width=320,height=240,noise=40",
             "--fps",
             "30",
             "--streaming-encoding=false",
+            "--encoder-threads",
+            "1",
             "--episodes",
             "1",
             "--episode-time",
