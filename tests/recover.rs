@@ -23,6 +23,9 @@ fn spawn_record(tmp: &Path, ds: &Path, names: &[&str], extra: &[&str]) -> Child 
     for n in names {
         cmd.args(["-i", &format!("synthetic#name={n}")]);
     }
+    if !extra.contains(&"--preset") {
+        cmd.args(["--preset", STAMP_EXACT_PRESET]);
+    }
     cmd.args(["--width", &W.to_string(), "--height", &H.to_string()])
         .args(["--fps", "15", "--vcodec", "svtav1", "--plugin-dir"])
         .arg(&plugins)

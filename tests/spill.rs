@@ -13,9 +13,9 @@ const W: u32 = 160;
 const H: u32 = 120;
 
 fn record_args<'a>(plugins: &'a Path, ds: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = svtav1_record_args(plugins, ds, &["--width", "160", "--height", "120"]);
-    v.extend_from_slice(extra);
-    v
+    let mut all = vec!["--width", "160", "--height", "120"];
+    all.extend_from_slice(extra);
+    svtav1_record_args(plugins, ds, &all)
 }
 
 /// Every frame of `cam` in episode `ep` is in the MP4, in capture order
