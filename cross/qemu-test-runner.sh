@@ -8,7 +8,7 @@
 #
 # Env: S6_SYSROOT (default: cross/.sysroot next to this script),
 #      S6_QEMU_SKIPS (default: cross/qemu-skips.txt; empty: skip nothing),
-#      S6_QEMU_TEST_TIMEOUT (seconds per test executable, default 600),
+#      S6_QEMU_TEST_TIMEOUT (seconds per test executable, default 300),
 #      RUST_TEST_THREADS (default 1 for test executables).
 set -eu
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -50,18 +50,21 @@ fi
 # recordings side by side starve each other and show up as capture gaps.
 # A failing executable is run once more: recordings under TCG sometimes miss
 # a real-time bound (verify's fps x duration check, a probe deadline) when
-# the host is busy. A failure that repeats fails the run; a hang (timeout)
-# is never retried. Both attempts' output stays in the log.
+# the host is busy. A hang (the time limit; the slowest executable takes
+# about 90 s here) is retried once too, and said loudly: it has only ever
+# been seen under qemu-user (SVT-AV1 teardown with every thread in futex
+# wait, about 1 run in 5 of the whole suite), never natively. A failure or
+# hang that repeats fails the run. Both attempts' output stays in the log.
 if [ -n "$stem" ]; then
-    limit="${S6_QEMU_TEST_TIMEOUT:-600}"
+    limit="${S6_QEMU_TEST_TIMEOUT:-300}"
     export RUST_TEST_THREADS="${RUST_TEST_THREADS:-1}"
     rc=0
     timeout --kill-after=10 "$limit" qemu-aarch64-static -L "$sysroot" "$exe" "$@" || rc=$?
     case "$rc" in
     0) exit 0 ;;
-    124 | 137) echo "[qemu-runner] $stem: timed out after ${limit} s (hang), not retried" >&2; exit "$rc" ;;
+    124 | 137) echo "[qemu-runner] $stem: HUNG (killed after ${limit} s); running it once more" >&2 ;;
+    *) echo "[qemu-runner] $stem: failed (exit $rc); running it once more (emulator timing)" >&2 ;;
     esac
-    echo "[qemu-runner] $stem: failed (exit $rc); running it once more (emulator timing)" >&2
     exec timeout --kill-after=10 "$limit" qemu-aarch64-static -L "$sysroot" "$exe" "$@"
 fi
 exec qemu-aarch64-static -L "$sysroot" "$exe" "$@"
