@@ -2,7 +2,7 @@
 //! export macro. Plugins in other languages implement the same contract by
 //! hand.
 
-use crate::{ErrorBuf, Packet, PacketFn, Status, STATUS_ERROR, STATUS_OK, STATUS_PANIC};
+use crate::{ErrorBuf, Packet, PacketFn, Session, Status, STATUS_ERROR, STATUS_OK, STATUS_PANIC};
 use std::ffi::{c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -135,6 +135,55 @@ pub fn parse_options(options: Option<&str>) -> Vec<(String, String)> {
             None => (kv.trim().to_string(), String::new()),
         })
         .collect()
+}
+
+/// Hands a new session to the host: stores the raw pointer of the boxed
+/// `session` in `*out`. `plugin` names the plugin in the error.
+///
+/// # Safety
+/// `out` is null or valid for a write. The host later passes the stored
+/// pointer back to entry points of this plugin, and to
+/// [`drop_session`]`::<E>` exactly once.
+pub unsafe fn store_session<E>(
+    out: *mut *mut Session,
+    session: Box<E>,
+    plugin: &str,
+) -> Result<(), PluginError> {
+    // SAFETY: the caller guarantees `out` is null or valid for a write.
+    let out = unsafe { out.as_mut() }
+        .ok_or_else(|| PluginError::error(format!("{plugin}: null session out-pointer")))?;
+    *out = Box::into_raw(session).cast::<Session>();
+    Ok(())
+}
+
+/// Borrows the `E` behind a session pointer from [`store_session`].
+///
+/// # Safety
+/// `session` is null or a pointer stored by [`store_session`]`::<E>` and
+/// not yet dropped, used by one thread at a time.
+pub unsafe fn session_mut<'a, E>(
+    session: *mut Session,
+    plugin: &str,
+) -> Result<&'a mut E, PluginError> {
+    // SAFETY: caller guarantee: null or a live `Box<E>` pointer.
+    unsafe { session.cast::<E>().as_mut() }
+        .ok_or_else(|| PluginError::error(format!("{plugin}: null session")))
+}
+
+/// Drops the `E` behind a session pointer (a plugin's `close`). Null is
+/// ignored; a panic in `E`'s destructor never crosses the C ABI.
+///
+/// # Safety
+/// `session` is null or a pointer stored by [`store_session`]`::<E>`, dropped
+/// exactly once.
+pub unsafe fn drop_session<E>(session: *mut Session) {
+    if session.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: caller guarantee: the `Box<E>` from `store_session`, once.
+        drop(unsafe { Box::from_raw(session.cast::<E>()) });
+    }));
 }
 
 /// Exports `$table` (an expression of type `&'static PluginTable`) under

@@ -14,13 +14,19 @@ pub mod ffi;
 pub mod settings;
 
 use encoder::{Encoder, Nv12};
-use s6_codec_abi::helpers::{emit, guard, opt_str, parse_options, PluginError};
+use s6_codec_abi::helpers::{
+    drop_session, emit, guard, opt_str, parse_options, session_mut, store_session, PluginError,
+};
+
 use s6_codec_abi::{
     BackendKind, CodecId, EncoderConfig, ErrorBuf, Frame, PacketFn, PixelFormat, PluginTable,
     Session, Status, ABI_VERSION,
 };
 use settings::{parse_device, Settings};
 use std::ffi::c_void;
+
+/// The plugin's name, in its error messages.
+const PLUGIN: &str = "nvenc";
 
 /// Reads the host's config into [`Settings`].
 ///
@@ -110,22 +116,10 @@ unsafe extern "C" fn open(
     // SAFETY: the host passes a valid config, out-pointer and error buffer.
     unsafe {
         guard(err, || {
-            if out.is_null() {
-                return Err(PluginError::error("nvenc: null session out-pointer"));
-            }
             let enc = Encoder::open(&settings_from(config)?)?;
-            *out = Box::into_raw(Box::new(enc)).cast::<Session>();
-            Ok(())
+            store_session(out, Box::new(enc), PLUGIN)
         })
     }
-}
-
-/// # Safety
-/// `session` is null or a live session from `open`.
-unsafe fn session_mut<'a>(session: *mut Session) -> Result<&'a mut Encoder, PluginError> {
-    // SAFETY: caller guarantee.
-    unsafe { session.cast::<Encoder>().as_mut() }
-        .ok_or_else(|| PluginError::error("nvenc: null session"))
 }
 
 unsafe extern "C" fn encode(
@@ -138,7 +132,7 @@ unsafe extern "C" fn encode(
     // SAFETY: the host passes a live session, a valid frame and its sink.
     unsafe {
         guard(err, || {
-            let enc = session_mut(session)?;
+            let enc = session_mut::<Encoder>(session, PLUGIN)?;
             let f = frame
                 .as_ref()
                 .ok_or_else(|| PluginError::error("nvenc: null frame"))?;
@@ -180,7 +174,7 @@ unsafe extern "C" fn flush(
     err: *mut ErrorBuf,
 ) -> Status {
     // SAFETY: the host passes a live session.
-    unsafe { guard(err, || session_mut(session)?.flush()) }
+    unsafe { guard(err, || session_mut::<Encoder>(session, PLUGIN)?.flush()) }
 }
 
 unsafe extern "C" fn codec_config(
@@ -192,7 +186,7 @@ unsafe extern "C" fn codec_config(
     // SAFETY: the host passes a live session and its sink.
     unsafe {
         guard(err, || {
-            let cfg = session_mut(session)?.codec_config()?;
+            let cfg = session_mut::<Encoder>(session, PLUGIN)?.codec_config()?;
             emit(sink, user, &cfg, 0, 0, true);
             Ok(())
         })
@@ -200,13 +194,8 @@ unsafe extern "C" fn codec_config(
 }
 
 unsafe extern "C" fn close(session: *mut Session) {
-    if session.is_null() {
-        return;
-    }
-    let _ = std::panic::catch_unwind(|| {
-        // SAFETY: from Box::into_raw in `open`, closed once.
-        drop(unsafe { Box::from_raw(session.cast::<Encoder>()) });
-    });
+    // SAFETY: the host passes a session from `open` exactly once (or null).
+    unsafe { drop_session::<Encoder>(session) }
 }
 
 static TABLE: PluginTable = PluginTable {

@@ -43,12 +43,18 @@ pub mod obu;
 pub mod settings;
 
 use encoder::{EncodedPacket, Encoder};
-use s6_codec_abi::helpers::{emit, guard, opt_str, PluginError};
+use s6_codec_abi::helpers::{
+    drop_session, emit, guard, opt_str, session_mut, store_session, PluginError,
+};
+
 use s6_codec_abi::{
     BackendKind, CodecId, EncoderConfig, ErrorBuf, Frame, PacketFn, PixelFormat, PluginTable,
     Session, Status, ABI_VERSION,
 };
 use std::ffi::c_void;
+
+/// The plugin's name, in its error messages.
+const PLUGIN: &str = "svtav1";
 
 /// The plugin's function table.
 pub static TABLE: PluginTable = PluginTable {
@@ -118,30 +124,16 @@ unsafe extern "C" fn open(
     // SAFETY: `err` comes from the host (null or valid).
     unsafe {
         guard(err, || {
-            if out.is_null() {
-                return Err(PluginError::error("null session out-pointer"));
-            }
             // SAFETY: host guarantees `config` is null or valid.
             let settings = read_settings(config)?;
             for warning in &settings.warnings {
                 eprintln!("{warning}");
             }
             let enc = Box::new(Encoder::open(&settings.params)?);
-            // SAFETY: `out` was checked non-null and the host owns it.
-            *out = Box::into_raw(enc).cast::<Session>();
-            Ok(())
+            // SAFETY: `out` is null or the host's, valid for a write.
+            store_session(out, enc, PLUGIN)
         })
     }
-}
-
-/// Borrows the encoder behind a session pointer.
-///
-/// # Safety
-/// `session` is null or a pointer returned by `open` and not yet closed,
-/// used by one thread at a time.
-unsafe fn session_mut<'a>(session: *mut Session) -> Result<&'a mut Encoder, PluginError> {
-    // SAFETY: caller guarantees the pointer came from `open` (a Box<Encoder>).
-    unsafe { session.cast::<Encoder>().as_mut() }.ok_or_else(|| PluginError::error("null session"))
 }
 
 /// A sink closure that forwards packets to the host callback.
@@ -163,7 +155,7 @@ unsafe extern "C" fn encode(
     unsafe {
         guard(err, || {
             // SAFETY: host contract for `session`.
-            let enc = session_mut(session)?;
+            let enc = session_mut::<Encoder>(session, PLUGIN)?;
             // SAFETY: host guarantees `frame` is null or valid for the call.
             let frame = frame
                 .as_ref()
@@ -184,7 +176,7 @@ unsafe extern "C" fn flush(
     unsafe {
         guard(err, || {
             // SAFETY: host contract for `session`.
-            let enc = session_mut(session)?;
+            let enc = session_mut::<Encoder>(session, PLUGIN)?;
             enc.flush(&mut host_sink(sink, user))
         })
     }
@@ -200,7 +192,7 @@ unsafe extern "C" fn codec_config(
     unsafe {
         guard(err, || {
             // SAFETY: host contract for `session`.
-            let enc = session_mut(session)?;
+            let enc = session_mut::<Encoder>(session, PLUGIN)?;
             let sh = enc.sequence_header()?;
             // SAFETY: `sink`/`user` are the host's pair for this call.
             emit(sink, user, &sh, 0, 0, false);
@@ -210,12 +202,8 @@ unsafe extern "C" fn codec_config(
 }
 
 unsafe extern "C" fn close(session: *mut Session) {
-    if session.is_null() {
-        return;
-    }
-    // Dropping the encoder joins SVT's threads; never let a panic escape.
-    let _ = std::panic::catch_unwind(|| {
-        // SAFETY: the host passes a pointer from `open` exactly once.
-        drop(unsafe { Box::from_raw(session.cast::<Encoder>()) });
-    });
+    // Dropping the encoder joins SVT's threads; `drop_session` never lets a
+    // panic escape.
+    // SAFETY: the host passes a pointer from `open` exactly once (or null).
+    unsafe { drop_session::<Encoder>(session) }
 }

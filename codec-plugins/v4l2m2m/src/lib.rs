@@ -22,12 +22,18 @@ pub mod sys;
 
 use encoder::{Encoder, Packet, Settings};
 use layout::SourceFrame;
-use s6_codec_abi::helpers::{emit, guard, opt_str, parse_options, PluginError};
+use s6_codec_abi::helpers::{
+    drop_session, emit, guard, opt_str, parse_options, session_mut, store_session, PluginError,
+};
+
 use s6_codec_abi::{
     BackendKind, CodecId, EncoderConfig, ErrorBuf, Frame, PacketFn, PixelFormat, PluginTable,
     Session, Status, ABI_VERSION,
 };
 use std::ffi::c_void;
+
+/// The plugin's name, in its error messages.
+const PLUGIN: &str = "v4l2m2m";
 
 /// Reads the host's config into [`Settings`].
 ///
@@ -166,20 +172,9 @@ unsafe extern "C" fn open(
             let s = settings(config)?;
             encoder::find_device(&s).map_err(PluginError::unavailable)?;
             let enc = Encoder::open(&s).map_err(err)?;
-            let out = out
-                .as_mut()
-                .ok_or_else(|| PluginError::error("null session out-pointer"))?;
-            *out = Box::into_raw(Box::new(enc)).cast::<Session>();
-            Ok(())
+            store_session(out, Box::new(enc), PLUGIN)
         })
     }
-}
-
-/// # Safety
-/// `session` came from `open` and is not used concurrently.
-unsafe fn session<'a>(session: *mut Session) -> Result<&'a mut Encoder, PluginError> {
-    // SAFETY: caller guarantee; the pointer is a Box<Encoder> from `open`.
-    unsafe { session.cast::<Encoder>().as_mut() }.ok_or_else(|| PluginError::error("null session"))
 }
 
 unsafe extern "C" fn encode(
@@ -192,7 +187,7 @@ unsafe extern "C" fn encode(
     // SAFETY: the host passes a live session and a frame valid for the call.
     unsafe {
         guard(e, || {
-            let enc = session(s)?;
+            let enc = session_mut::<Encoder>(s, PLUGIN)?;
             let f = frame
                 .as_ref()
                 .ok_or_else(|| PluginError::error("null frame"))?;
@@ -215,7 +210,7 @@ unsafe extern "C" fn flush(
     // SAFETY: the host passes a live session.
     unsafe {
         guard(e, || {
-            let enc = session(s)?;
+            let enc = session_mut::<Encoder>(s, PLUGIN)?;
             let mut out = Vec::new();
             enc.flush(&mut out).map_err(err)?;
             emit_all(sink, user, &out);
@@ -233,7 +228,7 @@ unsafe extern "C" fn codec_config(
     // SAFETY: the host passes a live session.
     unsafe {
         guard(e, || {
-            let enc = session(s)?;
+            let enc = session_mut::<Encoder>(s, PLUGIN)?;
             match (enc.codec(), enc.codec_config()) {
                 // FWHT has no configuration record: an empty one.
                 (CodecId::Fwht, _) => emit(sink, user, &[], 0, 0, false),
@@ -250,10 +245,8 @@ unsafe extern "C" fn codec_config(
 }
 
 unsafe extern "C" fn close(s: *mut Session) {
-    if !s.is_null() {
-        // SAFETY: `s` is the Box<Encoder> `open` leaked; the host closes once.
-        drop(unsafe { Box::from_raw(s.cast::<Encoder>()) });
-    }
+    // SAFETY: the host passes a session from `open` exactly once (or null).
+    unsafe { drop_session::<Encoder>(s) }
 }
 
 static TABLE: PluginTable = PluginTable {

@@ -16,12 +16,18 @@ pub mod params;
 
 use encoder::{Encoder, Planes};
 use params::Settings;
-use s6_codec_abi::helpers::{emit, guard, opt_str, parse_options, PluginError};
+use s6_codec_abi::helpers::{
+    drop_session, emit, guard, opt_str, parse_options, session_mut, store_session, PluginError,
+};
+
 use s6_codec_abi::{
     BackendKind, CodecId, EncoderConfig, ErrorBuf, Frame, PacketFn, PixelFormat, PluginTable,
     Session, Status, ABI_VERSION, STATUS_UNAVAILABLE,
 };
 use std::ffi::c_void;
+
+/// The plugin's name, in its error messages.
+const PLUGIN: &str = "vaapi";
 
 /// Reads the host's config into [`Settings`].
 ///
@@ -157,22 +163,10 @@ unsafe extern "C" fn open(
     // SAFETY: the host passes a valid config, out-pointer and error buffer.
     unsafe {
         guard(err, || {
-            if out.is_null() {
-                return Err(PluginError::error("vaapi: null session out-pointer"));
-            }
             let enc = encoder::open(&settings_from(config)?)?;
-            *out = Box::into_raw(Box::new(enc)).cast::<Session>();
-            Ok(())
+            store_session(out, Box::new(enc), PLUGIN)
         })
     }
-}
-
-/// # Safety
-/// `session` is null or came from `open` and was not closed.
-unsafe fn session_mut<'a>(session: *mut Session) -> Result<&'a mut Encoder, PluginError> {
-    // SAFETY: caller guarantee: a live `Box<Encoder>` pointer or null.
-    unsafe { session.cast::<Encoder>().as_mut() }
-        .ok_or_else(|| PluginError::error("vaapi: null session"))
 }
 
 unsafe extern "C" fn encode(
@@ -185,7 +179,7 @@ unsafe extern "C" fn encode(
     // SAFETY: the host passes a live session, a valid frame and its sink.
     unsafe {
         guard(err, || {
-            let enc = session_mut(session)?;
+            let enc = session_mut::<Encoder>(session, PLUGIN)?;
             let frame = frame
                 .as_ref()
                 .ok_or_else(|| PluginError::error("vaapi: null frame"))?;
@@ -208,7 +202,7 @@ unsafe extern "C" fn flush(
     unsafe {
         guard(err, || {
             // Encoding is synchronous: nothing is ever held back.
-            session_mut(session).map(|_| ())
+            session_mut::<Encoder>(session, PLUGIN).map(|_| ())
         })
     }
 }
@@ -222,7 +216,7 @@ unsafe extern "C" fn codec_config(
     // SAFETY: the host passes a live session and its sink.
     unsafe {
         guard(err, || {
-            let enc = session_mut(session)?;
+            let enc = session_mut::<Encoder>(session, PLUGIN)?;
             match enc.codec_config() {
                 Some(cfg) => {
                     emit(sink, user, cfg, 0, 0, true);
@@ -240,13 +234,8 @@ unsafe extern "C" fn codec_config(
 }
 
 unsafe extern "C" fn close(session: *mut Session) {
-    if session.is_null() {
-        return;
-    }
-    let _ = std::panic::catch_unwind(|| {
-        // SAFETY: `session` came from `Box::into_raw` in `open` and is closed once.
-        drop(unsafe { Box::from_raw(session.cast::<Encoder>()) });
-    });
+    // SAFETY: the host passes a session from `open` exactly once (or null).
+    unsafe { drop_session::<Encoder>(session) }
 }
 
 static TABLE: PluginTable = PluginTable {
