@@ -3,6 +3,9 @@
 //! `ffprobe`/`ffmpeg` must count and decode every frame, also after the file
 //! is cut in the middle of a fragment, and the reader must agree.
 
+mod common;
+
+use common::{ffmpeg_testsrc2, ffprobe_frames};
 use s6_edge::frame::{CodecId, EncodedPacket};
 use s6_edge::mux::{av1, h264, reader, Fmp4Writer, FragmentPolicy, TrackConfig};
 use std::path::{Path, PathBuf};
@@ -11,32 +14,9 @@ use std::time::Duration;
 
 const FPS: u32 = 15;
 
-/// Encodes `frames` test frames with ffmpeg and returns the raw stream.
-fn ffmpeg_encode(args: &[&str], frames: u32, out: &Path) -> Vec<u8> {
-    let status = Command::new("ffmpeg")
-        .env("SVT_LOG", "1")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-        ])
-        .arg(format!("testsrc2=size=320x240:rate={FPS}"))
-        .args(["-frames:v", &frames.to_string(), "-pix_fmt", "yuv420p"])
-        .args(args)
-        .arg(out)
-        .status()
-        .expect("ffmpeg must be installed");
-    assert!(status.success(), "ffmpeg encode failed");
-    std::fs::read(out).unwrap()
-}
-
 /// Real AV1 packets (one per temporal unit) and the sequence header.
 fn av1_packets(dir: &Path, frames: u32) -> (Vec<EncodedPacket>, Vec<u8>) {
-    let stream = ffmpeg_encode(
+    let stream = ffmpeg_testsrc2(
         &["-c:v", "libsvtav1", "-g", "2", "-preset", "12", "-f", "obu"],
         frames,
         &dir.join("in.obu"),
@@ -58,7 +38,7 @@ fn av1_packets(dir: &Path, frames: u32) -> (Vec<EncodedPacket>, Vec<u8>) {
 
 /// Real H.264 packets (one per access unit, split at AUDs) and SPS + PPS.
 fn h264_packets(dir: &Path, frames: u32) -> (Vec<EncodedPacket>, Vec<u8>) {
-    let stream = ffmpeg_encode(
+    let stream = ffmpeg_testsrc2(
         &[
             "-c:v",
             "libx264",
@@ -131,32 +111,6 @@ fn mux(
         w.write_packet(p).unwrap();
     }
     w.finish().unwrap()
-}
-
-/// Frames `ffprobe -count_frames` reports.
-fn ffprobe_frames(path: &Path) -> u64 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim().parse().unwrap_or_else(|_| {
-        panic!(
-            "ffprobe said {text:?} / {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
 }
 
 /// Decodes with ffmpeg; returns (success, stderr).

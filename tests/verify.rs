@@ -14,7 +14,6 @@ use s6_edge::frame::{CodecId, EncodedPacket};
 use s6_edge::mux::{av1, Fmp4Writer, TrackConfig};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 const FPS: u32 = 15;
@@ -28,25 +27,11 @@ fn av1_stream() -> &'static (Vec<EncodedPacket>, Vec<u8>) {
     STREAM.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("in.obu");
-        let status = Command::new("ffmpeg")
-            .env("SVT_LOG", "1")
-            .args([
-                "-hide_banner",
-                "-loglevel",
-                "error",
-                "-y",
-                "-f",
-                "lavfi",
-                "-i",
-            ])
-            .arg(format!("testsrc2=size=320x240:rate={FPS}"))
-            .args(["-frames:v", &FRAMES.to_string(), "-pix_fmt", "yuv420p"])
-            .args(["-c:v", "libsvtav1", "-g", "2", "-preset", "12", "-f", "obu"])
-            .arg(&out)
-            .status()
-            .expect("ffmpeg must be installed");
-        assert!(status.success());
-        let data = std::fs::read(&out).unwrap();
+        let data = common::ffmpeg_testsrc2(
+            &["-c:v", "libsvtav1", "-g", "2", "-preset", "12", "-f", "obu"],
+            FRAMES as u32,
+            &out,
+        );
         let units = av1::split_temporal_units(&data).unwrap();
         let packets = units
             .iter()

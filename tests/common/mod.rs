@@ -293,6 +293,30 @@ pub fn rtp_jpeg_source(port: u16) -> String {
     format!("gst:udpsrc port={port} caps=\"application/x-rtp,media=video,encoding-name=JPEG,payload=26,clock-rate=90000\" ! rtpjpegdepay ! jpegdec#name=net,fps=15")
 }
 
+/// Encodes `frames` frames of ffmpeg's `testsrc2` (320x240 at 15 fps,
+/// yuv420p) with the encoder arguments `args` into `out`; returns the file.
+pub fn ffmpeg_testsrc2(args: &[&str], frames: u32, out: &Path) -> Vec<u8> {
+    let status = Command::new("ffmpeg")
+        .env("SVT_LOG", "1")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=15",
+        ])
+        .args(["-frames:v", &frames.to_string(), "-pix_fmt", "yuv420p"])
+        .args(args)
+        .arg(out)
+        .status()
+        .expect("ffmpeg must be installed");
+    assert!(status.success(), "ffmpeg encode failed");
+    std::fs::read(out).unwrap()
+}
+
 /// Frames ffprobe counts by decoding the whole file.
 pub fn ffprobe_frames(path: &Path) -> u64 {
     let out = Command::new("ffprobe")
